@@ -1,0 +1,209 @@
+//! From encoded texts to batches of tensors on a device.
+//!
+//! Texts are tokenised once into an [`Encoded`] set; [`Batches`] then walks it
+//! in order or in a seeded shuffle and pads each batch either to `max_len`
+//! (what the seed notebook did) or to the longest text of the batch, which
+//! saves work whenever texts are shorter than `max_len`.
+use crate::{Error, Result};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+use tch::{Device, Tensor};
+
+/// A tokenised dataset: one unpadded id sequence per text (with special
+/// tokens, already truncated to `max_len`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Encoded {
+    /// Token ids per text.
+    pub ids: Vec<Vec<i64>>,
+    /// Token type (segment) ids per text.
+    pub type_ids: Vec<Vec<i64>>,
+    /// Label id per text.
+    pub targets: Vec<i64>,
+    /// The id written into padded positions.
+    pub pad_id: i64,
+    /// The truncation length used.
+    pub max_len: usize,
+}
+
+/// How a batch is padded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Padding {
+    /// Every batch is `max_len` wide (the seed notebook's behaviour).
+    MaxLen,
+    /// Each batch is as wide as its longest text.
+    #[default]
+    Dynamic,
+}
+
+/// One batch: `[batch, seq]` i64 tensors plus `[batch]` targets.
+#[derive(Debug)]
+pub struct Batch {
+    /// Token ids.
+    pub ids: Tensor,
+    /// 1 for real tokens, 0 for padding.
+    pub mask: Tensor,
+    /// Segment ids.
+    pub token_type_ids: Tensor,
+    /// Label ids.
+    pub targets: Tensor,
+}
+
+impl Batch {
+    /// Number of examples.
+    pub fn size(&self) -> i64 {
+        self.ids.size()[0]
+    }
+}
+
+impl Encoded {
+    /// Number of texts.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Total real (non-padding) tokens, for throughput and FLOP counts.
+    pub fn num_tokens(&self) -> usize {
+        self.ids.iter().map(Vec::len).sum()
+    }
+
+    /// The examples at `indices` as one batch on `device`.
+    pub fn batch(&self, indices: &[usize], padding: Padding, device: Device) -> Batch {
+        let width = match padding {
+            Padding::MaxLen => self.max_len,
+            Padding::Dynamic => indices.iter().map(|&i| self.ids[i].len()).max().unwrap_or(0),
+        };
+        let n = indices.len();
+        let mut ids = vec![self.pad_id; n * width];
+        let mut mask = vec![0i64; n * width];
+        let mut types = vec![0i64; n * width];
+        for (row, &i) in indices.iter().enumerate() {
+            let len = self.ids[i].len().min(width);
+            let at = row * width;
+            ids[at..at + len].copy_from_slice(&self.ids[i][..len]);
+            types[at..at + len].copy_from_slice(&self.type_ids[i][..len]);
+            mask[at..at + len].fill(1);
+        }
+        let targets: Vec<i64> = indices.iter().map(|&i| self.targets[i]).collect();
+        let shape = [n as i64, width as i64];
+        let put = |v: &[i64]| Tensor::from_slice(v).view(shape).to_device(device);
+        Batch { ids: put(&ids), mask: put(&mask), token_type_ids: put(&types), targets: Tensor::from_slice(&targets).to_device(device) }
+    }
+
+    /// Iterates over batches of `batch_size` (the last one may be smaller).
+    /// With `shuffle = Some(seed)` the order is a seeded permutation, so the
+    /// same seed gives the same batches on every platform.
+    ///
+    /// ```
+    /// use encoder_bench::data::{Encoded, Padding};
+    /// let enc = Encoded { ids: vec![vec![101, 7, 102], vec![101, 102]], type_ids: vec![vec![0; 3], vec![0; 2]],
+    ///                     targets: vec![1, 0], pad_id: 0, max_len: 8 };
+    /// let b = enc.batches(2, Padding::Dynamic, None, tch::Device::Cpu)?.next().unwrap();
+    /// assert_eq!(b.ids.size(), vec![2, 3]);
+    /// assert_eq!(Vec::<i64>::try_from(b.mask.view(-1)).unwrap(), vec![1, 1, 1, 1, 1, 0]);
+    /// # Ok::<(), encoder_bench::Error>(())
+    /// ```
+    pub fn batches(&self, batch_size: usize, padding: Padding, shuffle: Option<u64>, device: Device) -> Result<Batches<'_>> {
+        if batch_size == 0 {
+            return Err(Error::invalid("batch_size", "expected at least 1"));
+        }
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        if let Some(seed) = shuffle {
+            order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+        }
+        Ok(Batches { enc: self, order, pos: 0, batch_size, padding, device })
+    }
+}
+
+/// Iterator over the [`Batch`]es of an [`Encoded`] set.
+pub struct Batches<'a> {
+    enc: &'a Encoded,
+    order: Vec<usize>,
+    pos: usize,
+    batch_size: usize,
+    padding: Padding,
+    device: Device,
+}
+
+impl Batches<'_> {
+    /// Skips `n` batches without building them (to resume inside an epoch).
+    pub fn advance(&mut self, n: usize) {
+        self.pos = (self.pos + n * self.batch_size).min(self.order.len());
+    }
+}
+
+impl Iterator for Batches<'_> {
+    type Item = Batch;
+
+    fn next(&mut self) -> Option<Batch> {
+        if self.pos >= self.order.len() {
+            return None;
+        }
+        let end = (self.pos + self.batch_size).min(self.order.len());
+        let batch = self.enc.batch(&self.order[self.pos..end], self.padding, self.device);
+        self.pos = end;
+        Some(batch)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = (self.order.len() - self.pos).div_ceil(self.batch_size);
+        (left, Some(left))
+    }
+}
+
+impl ExactSizeIterator for Batches<'_> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toy(n: usize) -> Encoded {
+        let ids: Vec<Vec<i64>> = (0..n).map(|i| (0..(2 + i % 5) as i64).collect()).collect();
+        Encoded {
+            type_ids: ids.iter().map(|v| vec![0; v.len()]).collect(),
+            targets: (0..n as i64).collect(),
+            ids,
+            pad_id: 0,
+            max_len: 8,
+        }
+    }
+
+    fn targets(b: &Batch) -> Vec<i64> {
+        Vec::<i64>::try_from(&b.targets).unwrap()
+    }
+
+    #[test]
+    fn keeps_last_partial_batch_and_every_example_once() {
+        let enc = toy(10);
+        let bs: Vec<Batch> = enc.batches(4, Padding::MaxLen, Some(3), Device::Cpu).unwrap().collect();
+        assert_eq!(bs.iter().map(Batch::size).collect::<Vec<_>>(), vec![4, 4, 2]);
+        let mut all: Vec<i64> = bs.iter().flat_map(targets).collect();
+        all.sort();
+        assert_eq!(all, (0..10).collect::<Vec<_>>());
+        assert!(bs.iter().all(|b| b.ids.size()[1] == 8));
+    }
+
+    #[test]
+    fn shuffle_is_seeded() {
+        let enc = toy(20);
+        let order = |s| enc.batches(20, Padding::Dynamic, Some(s), Device::Cpu).unwrap().flat_map(|b| targets(&b)).collect::<Vec<_>>();
+        assert_eq!(order(1), order(1));
+        assert_ne!(order(1), order(2));
+        assert_ne!(order(1), (0..20).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn dynamic_padding_is_longest_in_batch_and_mask_matches_lengths() {
+        let enc = toy(3); // lengths 2, 3, 4
+        let b = enc.batches(3, Padding::Dynamic, None, Device::Cpu).unwrap().next().unwrap();
+        assert_eq!(b.ids.size(), vec![3, 4]);
+        let lens = Vec::<i64>::try_from(b.mask.sum_dim_intlist(1, false, tch::Kind::Int64)).unwrap();
+        assert_eq!(lens, vec![2, 3, 4]);
+    }
+}

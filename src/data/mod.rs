@@ -1,0 +1,148 @@
+//! Datasets of labelled texts: readers, label maps, splits and batches.
+//!
+//! A [`Dataset`] owns texts, label ids and the [`LabelMap`] that names them.
+//! Readers live in submodules (WOS text pairs, CSV/Parquet through polars);
+//! [`split`] makes train/test splits; [`batch`] turns encoded texts into
+//! tensors on a device.
+pub mod batch;
+pub mod split;
+pub mod tabular;
+pub mod wos;
+
+use serde::{Deserialize, Serialize};
+
+pub use batch::{Batch, Batches, Encoded, Padding};
+pub use split::Split;
+pub use wos::WosLevel;
+
+/// Names of the classes, indexed by label id.
+///
+/// ```
+/// use encoder_bench::data::LabelMap;
+/// let m = LabelMap::wos_level1();
+/// assert_eq!(m.name(2), Some("Psychology"));
+/// assert_eq!(m.id("Biochemistry"), Some(6));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabelMap {
+    names: Vec<String>,
+}
+
+impl LabelMap {
+    /// A map from explicit names; id `i` is `names[i]`.
+    pub fn new(names: Vec<String>) -> Self {
+        LabelMap { names }
+    }
+
+    /// `n` classes named by their ids ("0", "1", ...), for data without names.
+    pub fn numbered(n: usize) -> Self {
+        LabelMap { names: (0..n).map(|i| i.to_string()).collect() }
+    }
+
+    /// The seven level-1 domains of Web of Science (WOS-46985 `YL1.txt`).
+    pub fn wos_level1() -> Self {
+        Self::new(
+            [
+                "Computer Science",
+                "Electrical Engineering",
+                "Psychology",
+                "Mechanical Engineering",
+                "Civil Engineering",
+                "Medical Science",
+                "Biochemistry",
+            ]
+            .map(String::from)
+            .to_vec(),
+        )
+    }
+
+    /// Number of classes.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// True when there are no classes.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// The name of class `id`.
+    pub fn name(&self, id: usize) -> Option<&str> {
+        self.names.get(id).map(String::as_str)
+    }
+
+    /// The id of the class called `name`.
+    pub fn id(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|n| n == name)
+    }
+
+    /// All names in id order.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+}
+
+/// Labelled texts plus the label map that names their classes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dataset {
+    /// Where the data came from (a directory or file), for messages and reports.
+    pub source: String,
+    /// One document per entry.
+    pub texts: Vec<String>,
+    /// Label id of each text, `< labels.len()`.
+    pub targets: Vec<usize>,
+    /// Names of the classes.
+    pub labels: LabelMap,
+}
+
+impl Dataset {
+    /// Builds a dataset, checking that lengths agree and ids are in range.
+    pub fn new(source: impl Into<String>, texts: Vec<String>, targets: Vec<usize>, labels: LabelMap) -> crate::Result<Self> {
+        let source = source.into();
+        if texts.len() != targets.len() {
+            return Err(crate::Error::data(&source, None, format!("{} texts but {} labels", texts.len(), targets.len())));
+        }
+        if let Some((i, &t)) = targets.iter().enumerate().find(|&(_, &t)| t >= labels.len()) {
+            return Err(crate::Error::data(
+                &source,
+                Some(i + 1),
+                format!("label {t} out of range: expected 0..{}", labels.len()),
+            ));
+        }
+        Ok(Dataset { source, texts, targets, labels })
+    }
+
+    /// Number of texts.
+    pub fn len(&self) -> usize {
+        self.texts.len()
+    }
+
+    /// True when there are no texts.
+    pub fn is_empty(&self) -> bool {
+        self.texts.is_empty()
+    }
+
+    /// Number of classes (from the label map, even if some have no examples).
+    pub fn num_classes(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Examples per class, indexed by label id.
+    pub fn class_counts(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.num_classes()];
+        for &t in &self.targets {
+            counts[t] += 1;
+        }
+        counts
+    }
+
+    /// The examples at `indices`, in that order (same label map).
+    pub fn subset(&self, indices: &[usize]) -> Dataset {
+        Dataset {
+            source: self.source.clone(),
+            texts: indices.iter().map(|&i| self.texts[i].clone()).collect(),
+            targets: indices.iter().map(|&i| self.targets[i]).collect(),
+            labels: self.labels.clone(),
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! Choosing where tensors live: CUDA, then Apple MPS, then CPU.
+//!
+//! The choice can be forced by argument or by the `ENCODER_BENCH_DEVICE`
+//! environment variable (`cpu`, `cuda`, `cuda:N`, `mps`, `auto`). Asking for a
+//! device that is not there is an error, never a silent fallback to the CPU:
+//! a benchmark that quietly ran on the wrong device is worse than no number.
+use crate::{Error, Result};
+use std::fmt;
+
+/// The environment variable that overrides automatic device selection.
+pub const DEVICE_ENV: &str = "ENCODER_BENCH_DEVICE";
+
+/// A resolved device and why it was picked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceChoice {
+    /// The libtorch device.
+    pub device: tch::Device,
+    /// Where the choice came from.
+    pub reason: ChoiceReason,
+}
+
+/// Where a [`DeviceChoice`] came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChoiceReason {
+    /// Passed as an argument.
+    Argument,
+    /// Read from `ENCODER_BENCH_DEVICE`.
+    Environment,
+    /// Picked automatically (CUDA > MPS > CPU).
+    Auto,
+}
+
+impl fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let how = match self.reason {
+            ChoiceReason::Argument => "requested".to_string(),
+            ChoiceReason::Environment => format!("from {DEVICE_ENV}"),
+            ChoiceReason::Auto => "auto: CUDA > MPS > CPU".to_string(),
+        };
+        write!(f, "{} ({how}; {} CPU threads)", device_name(self.device), tch::get_num_threads())
+    }
+}
+
+/// The short name of a device: `cpu`, `cuda:0`, `mps`.
+///
+/// ```
+/// assert_eq!(encoder_bench::device::device_name(tch::Device::Cuda(1)), "cuda:1");
+/// ```
+pub fn device_name(device: tch::Device) -> String {
+    match device {
+        tch::Device::Cpu => "cpu".into(),
+        tch::Device::Cuda(i) => format!("cuda:{i}"),
+        tch::Device::Mps => "mps".into(),
+        tch::Device::Vulkan => "vulkan".into(),
+    }
+}
+
+/// Parses a device name and checks that it is present on this machine.
+///
+/// `None` means "auto". Returns an error for unknown names and absent devices.
+///
+/// ```
+/// use encoder_bench::device::parse_device;
+/// assert_eq!(parse_device("cpu").unwrap(), Some(tch::Device::Cpu));
+/// assert_eq!(parse_device("auto").unwrap(), None);
+/// assert!(parse_device("tpu").is_err());
+/// ```
+pub fn parse_device(spec: &str) -> Result<Option<tch::Device>> {
+    let s = spec.trim().to_ascii_lowercase();
+    let err = |msg: String| Error::Device { device: spec.to_string(), msg };
+    let device = match s.as_str() {
+        "auto" | "" => return Ok(None),
+        "cpu" => tch::Device::Cpu,
+        "mps" => {
+            if !tch::utils::has_mps() {
+                return Err(err("MPS (Apple GPU) is not available on this machine".into()));
+            }
+            tch::Device::Mps
+        }
+        "cuda" | "gpu" => tch::Device::Cuda(0),
+        _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
+            Some(Ok(i)) => tch::Device::Cuda(i),
+            _ => return Err(err("expected one of cpu, cuda, cuda:N, mps, auto".into())),
+        },
+    };
+    if let tch::Device::Cuda(i) = device {
+        let n = tch::Cuda::device_count() as usize;
+        if n == 0 {
+            return Err(err("CUDA is not available (no GPU seen by libtorch)".into()));
+        }
+        if i >= n {
+            return Err(err(format!("only {n} CUDA device(s): expected an index below {n}")));
+        }
+    }
+    Ok(Some(device))
+}
+
+/// Resolves the device without printing: argument, then `ENCODER_BENCH_DEVICE`,
+/// then CUDA > MPS > CPU.
+pub fn resolve_device(request: Option<&str>) -> Result<DeviceChoice> {
+    if let Some(r) = request
+        && let Some(device) = parse_device(r)?
+    {
+        return Ok(DeviceChoice { device, reason: ChoiceReason::Argument });
+    }
+    if let Ok(env) = std::env::var(DEVICE_ENV)
+        && let Some(device) = parse_device(&env)?
+    {
+        return Ok(DeviceChoice { device, reason: ChoiceReason::Environment });
+    }
+    let device = if tch::Cuda::is_available() {
+        tch::Device::Cuda(0)
+    } else if tch::utils::has_mps() {
+        tch::Device::Mps
+    } else {
+        tch::Device::Cpu
+    };
+    Ok(DeviceChoice { device, reason: ChoiceReason::Auto })
+}
+
+/// Resolves the device (see [`resolve_device`]) and prints the choice, as the
+/// seed notebook printed its MPS device.
+///
+/// ```
+/// let device = encoder_bench::device::select_device(Some("cpu"))?;
+/// assert_eq!(device, tch::Device::Cpu);
+/// # Ok::<(), encoder_bench::Error>(())
+/// ```
+pub fn select_device(request: Option<&str>) -> Result<tch::Device> {
+    let choice = resolve_device(request)?;
+    println!("Using device: {choice}");
+    Ok(choice.device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absent_accelerators_are_errors_not_fallbacks() {
+        if tch::Cuda::device_count() == 0 {
+            let e = parse_device("cuda").unwrap_err().to_string();
+            assert!(e.contains("cuda") && e.contains("not available"), "{e}");
+            assert!(parse_device("cuda:3").is_err());
+        }
+        if !tch::utils::has_mps() {
+            let e = parse_device("mps").unwrap_err().to_string();
+            assert!(e.contains("MPS"), "{e}");
+        }
+    }
+
+    #[test]
+    fn names_round_trip() {
+        assert_eq!(parse_device(" CPU ").unwrap(), Some(tch::Device::Cpu));
+        assert_eq!(device_name(tch::Device::Cpu), "cpu");
+        let e = parse_device("cuda:x").unwrap_err().to_string();
+        assert!(e.contains("cuda:x") && e.contains("cuda:N"), "{e}");
+    }
+
+    #[test]
+    fn argument_wins_over_environment() {
+        // The environment is only read when no argument is given; an explicit
+        // argument must not be overridden by a stale variable.
+        let c = resolve_device(Some("cpu")).unwrap();
+        assert_eq!(c.reason, ChoiceReason::Argument);
+        assert_eq!(c.device, tch::Device::Cpu);
+    }
+}

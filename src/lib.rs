@@ -1,0 +1,42 @@
+//! # encoder-bench
+//!
+//! Fine-tune and compare pretrained transformer encoders (BERT family and
+//! ELECTRA) on text classification, from Rust code or cell by cell in a Jupyter
+//! notebook through the evcxr kernel.
+//!
+//! The pieces, in the order a run uses them:
+//! - [`device`]: pick CUDA, MPS or CPU (overridable, never a silent fallback).
+//! - [`data`]: datasets (WOS, CSV, Parquet), label maps, splits, batches.
+//! - [`tokenizer`]: Hugging Face `tokenizers` (from `tokenizer.json` or `vocab.txt`).
+//! - [`models`]: BERT and ELECTRA encoders with classifier heads, loading real
+//!   checkpoints (safetensors, PyTorch `.bin` state dicts, hub ids) unchanged.
+//! - [`train`]: loss, Adam/AdamW, schedules, `fit`/`validate`, metrics,
+//!   progress bars, checkpoints and exact resume.
+//! - [`report`]: run records.
+//!
+//! ```no_run
+//! use encoder_bench::prelude::*;
+//! let ds = Dataset::read_wos("../shared/data/wos-sample", WosLevel::L1)?;
+//! println!("{} texts, {} classes", ds.len(), ds.num_classes());
+//! # Ok::<(), encoder_bench::Error>(())
+//! ```
+pub mod data;
+pub mod device;
+pub mod error;
+pub mod models;
+pub mod report;
+pub mod train;
+pub mod tokenizer;
+
+pub use error::{Error, Result};
+
+/// The names a notebook or script usually needs, in one import.
+pub mod prelude {
+    pub use crate::data::{Dataset, Encoded, LabelMap, Padding, Split, WosLevel};
+    pub use crate::device::select_device;
+    pub use crate::error::{Error, Result};
+    pub use crate::models::{LoadReport, ModelSource, TextClassifier, load_classifier, save_classifier};
+    pub use crate::report::RunRecord;
+    pub use crate::tokenizer::TextTokenizer;
+    pub use crate::train::{History, Metrics, OptimizerKind, ProgressMode, Schedule, TrainConfig, fit, validate};
+}

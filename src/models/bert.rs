@@ -1,0 +1,198 @@
+//! BERT: embeddings, the transformer encoder stack and the optional pooler.
+//!
+//! One small struct per Hugging Face submodule, created under the same
+//! variable paths as HF's `state_dict` keys (`embeddings.word_embeddings.weight`,
+//! `encoder.layer.3.attention.self.query.bias`, ...) so real checkpoints load
+//! without renaming. ELECTRA reuses [`Encoder`] unchanged.
+use super::config::{BertConfig, EncoderDims};
+use tch::nn::{self, Module};
+use tch::{Kind, Tensor};
+
+/// Multi-head self-attention through libtorch's fused SDPA kernel.
+#[derive(Debug)]
+struct SelfAttention {
+    query: nn::Linear,
+    key: nn::Linear,
+    value: nn::Linear,
+    heads: i64,
+    dropout: f64,
+}
+
+impl SelfAttention {
+    fn new(p: &nn::Path, d: &EncoderDims) -> Self {
+        let h = d.hidden_size;
+        let lin = |name| nn::linear(p / name, h, h, Default::default());
+        SelfAttention { query: lin("query"), key: lin("key"), value: lin("value"), heads: d.num_attention_heads, dropout: d.attention_probs_dropout_prob }
+    }
+
+    /// `mask`: bool `[batch, 1, 1, seq]`, true where a token may be attended to.
+    fn forward(&self, xs: &Tensor, mask: &Tensor, train: bool) -> Tensor {
+        let (b, l, h) = xs.size3().expect("hidden states are [batch, seq, hidden]");
+        let split = |t: Tensor| t.view([b, l, self.heads, h / self.heads]).transpose(1, 2);
+        let (q, k, v) = (split(self.query.forward(xs)), split(self.key.forward(xs)), split(self.value.forward(xs)));
+        let p = if train { self.dropout } else { 0.0 };
+        let ctx = Tensor::scaled_dot_product_attention(&q, &k, &v, Some(mask), p, false, None, false);
+        ctx.transpose(1, 2).reshape([b, l, h])
+    }
+}
+
+/// dense → dropout → LayerNorm(x + residual): HF's `*Output` / `SelfOutput`.
+#[derive(Debug)]
+struct ResidualOutput {
+    dense: nn::Linear,
+    layer_norm: nn::LayerNorm,
+    dropout: f64,
+}
+
+impl ResidualOutput {
+    fn new(p: &nn::Path, d_in: i64, d: &EncoderDims) -> Self {
+        let ln = nn::LayerNormConfig { eps: d.layer_norm_eps, ..Default::default() };
+        ResidualOutput {
+            dense: nn::linear(p / "dense", d_in, d.hidden_size, Default::default()),
+            layer_norm: nn::layer_norm(p / "LayerNorm", vec![d.hidden_size], ln),
+            dropout: d.hidden_dropout_prob,
+        }
+    }
+
+    fn forward(&self, xs: &Tensor, residual: &Tensor, train: bool) -> Tensor {
+        let ys = self.dense.forward(xs).dropout(self.dropout, train);
+        self.layer_norm.forward(&(ys + residual))
+    }
+}
+
+/// One transformer block (`encoder.layer.N`).
+#[derive(Debug)]
+struct Layer {
+    attention: SelfAttention,
+    attention_output: ResidualOutput,
+    intermediate: nn::Linear,
+    output: ResidualOutput,
+    act: super::config::Activation,
+}
+
+impl Layer {
+    fn new(p: &nn::Path, d: &EncoderDims) -> Self {
+        Layer {
+            attention: SelfAttention::new(&(p / "attention" / "self"), d),
+            attention_output: ResidualOutput::new(&(p / "attention" / "output"), d.hidden_size, d),
+            intermediate: nn::linear(p / "intermediate" / "dense", d.hidden_size, d.intermediate_size, Default::default()),
+            output: ResidualOutput::new(&(p / "output"), d.intermediate_size, d),
+            act: d.hidden_act,
+        }
+    }
+
+    fn forward(&self, xs: &Tensor, mask: &Tensor, train: bool) -> Tensor {
+        let attn = self.attention_output.forward(&self.attention.forward(xs, mask, train), xs, train);
+        let inter = self.act.apply(&self.intermediate.forward(&attn));
+        self.output.forward(&inter, &attn, train)
+    }
+}
+
+/// The stack of transformer blocks (`encoder.layer.*`), shared with ELECTRA.
+#[derive(Debug)]
+pub struct Encoder {
+    layers: Vec<Layer>,
+}
+
+impl Encoder {
+    /// Creates `num_hidden_layers` blocks under `p` (normally `.../encoder`).
+    pub fn new(p: &nn::Path, d: &EncoderDims) -> Self {
+        Encoder { layers: (0..d.num_hidden_layers).map(|i| Layer::new(&(p / "layer" / i), d)).collect() }
+    }
+
+    /// Runs every block; `attention_mask` is `[batch, seq]` with 1 for real tokens.
+    pub fn forward(&self, xs: &Tensor, attention_mask: &Tensor, train: bool) -> Tensor {
+        let (b, l) = attention_mask.size2().expect("attention mask is [batch, seq]");
+        let mask = attention_mask.to_kind(Kind::Bool).view([b, 1, 1, l]);
+        self.layers.iter().fold(xs.shallow_clone(), |h, layer| layer.forward(&h, &mask, train))
+    }
+}
+
+/// Word + position + token-type embeddings, LayerNorm, dropout
+/// (`embeddings.*`); `width` is the hidden size for BERT and
+/// `embedding_size` for ELECTRA.
+#[derive(Debug)]
+pub struct Embeddings {
+    /// `word_embeddings` (public so an MLM head can tie its decoder to it).
+    pub word_embeddings: nn::Embedding,
+    position_embeddings: nn::Embedding,
+    token_type_embeddings: nn::Embedding,
+    layer_norm: nn::LayerNorm,
+    dropout: f64,
+}
+
+impl Embeddings {
+    /// Creates the embedding tables under `p` (normally `.../embeddings`).
+    pub fn new(p: &nn::Path, vocab: i64, max_pos: i64, type_vocab: i64, width: i64, eps: f64, dropout: f64) -> Self {
+        let emb = |name, n| nn::embedding(p / name, n, width, Default::default());
+        Embeddings {
+            word_embeddings: emb("word_embeddings", vocab),
+            position_embeddings: emb("position_embeddings", max_pos),
+            token_type_embeddings: emb("token_type_embeddings", type_vocab),
+            layer_norm: nn::layer_norm(p / "LayerNorm", vec![width], nn::LayerNormConfig { eps, ..Default::default() }),
+            dropout,
+        }
+    }
+
+    /// `[batch, seq]` ids → `[batch, seq, width]`.
+    pub fn forward(&self, input_ids: &Tensor, token_type_ids: Option<&Tensor>, train: bool) -> Tensor {
+        let l = input_ids.size()[1];
+        let positions = Tensor::arange(l, (Kind::Int64, input_ids.device())).unsqueeze(0);
+        let types = match token_type_ids {
+            Some(t) => self.token_type_embeddings.forward(t),
+            None => self.token_type_embeddings.forward(&input_ids.zeros_like()),
+        };
+        let xs = self.word_embeddings.forward(input_ids) + types + self.position_embeddings.forward(&positions);
+        self.layer_norm.forward(&xs).dropout(self.dropout, train)
+    }
+}
+
+/// `transformers.BertModel`: embeddings, encoder, and optionally the pooler.
+///
+/// ```
+/// use encoder_bench::models::{BertConfig, BertModel};
+/// let cfg: BertConfig = serde_json::from_str(r#"{"vocab_size": 50, "hidden_size": 8, "num_hidden_layers": 1,
+///     "num_attention_heads": 2, "intermediate_size": 16, "max_position_embeddings": 16}"#).unwrap();
+/// let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+/// let model = BertModel::new(&vs.root(), &cfg, false);
+/// let ids = tch::Tensor::from_slice(&[2i64, 5, 7]).view([1, 3]);
+/// let hidden = model.forward(&ids, &ids.ones_like(), None, false);
+/// assert_eq!(hidden.size(), vec![1, 3, 8]);
+/// ```
+#[derive(Debug)]
+pub struct BertModel {
+    embeddings: Embeddings,
+    encoder: Encoder,
+    pooler: Option<nn::Linear>,
+}
+
+impl BertModel {
+    /// Creates the model under `p` (use `vs.root() / "bert"` inside a classifier).
+    pub fn new(p: &nn::Path, cfg: &BertConfig, with_pooler: bool) -> Self {
+        let d = cfg.dims();
+        BertModel {
+            embeddings: Embeddings::new(
+                &(p / "embeddings"),
+                cfg.vocab_size,
+                cfg.max_position_embeddings,
+                cfg.type_vocab_size,
+                cfg.hidden_size,
+                cfg.layer_norm_eps,
+                cfg.hidden_dropout_prob,
+            ),
+            encoder: Encoder::new(&(p / "encoder"), &d),
+            pooler: with_pooler.then(|| nn::linear(p / "pooler" / "dense", cfg.hidden_size, cfg.hidden_size, Default::default())),
+        }
+    }
+
+    /// Last hidden states `[batch, seq, hidden]`.
+    pub fn forward(&self, input_ids: &Tensor, attention_mask: &Tensor, token_type_ids: Option<&Tensor>, train: bool) -> Tensor {
+        let xs = self.embeddings.forward(input_ids, token_type_ids, train);
+        self.encoder.forward(&xs, attention_mask, train)
+    }
+
+    /// HF's pooled output: tanh(dense(hidden of `[CLS]`)); `None` without a pooler.
+    pub fn pool(&self, hidden: &Tensor) -> Option<Tensor> {
+        self.pooler.as_ref().map(|p| p.forward(&hidden.select(1, 0)).tanh())
+    }
+}

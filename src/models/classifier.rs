@@ -1,0 +1,340 @@
+//! The notebook's `BERTClass` and `ELECTRAClass`: encoder → hidden state of
+//! `[CLS]` → dropout → `Linear(hidden, classes)`.
+//!
+//! `forward_t` returns logits. The seed applied a softmax before
+//! `CrossEntropyLoss` (which applies its own), flattening the gradients; we
+//! keep one softmax, inside the loss, and expose probabilities separately.
+use super::checkpoint::{KeyMap, LoadReport, load_into, read_weights};
+use super::config::{BertConfig, ElectraConfig, read_json};
+use super::source::ModelSource;
+use super::{BertModel, ElectraModel};
+use crate::data::LabelMap;
+use crate::tokenizer::TextTokenizer;
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use tch::nn::{self, Module};
+use tch::{Device, Kind, Tensor};
+
+/// A BERT-family or ELECTRA configuration, told apart by `model_type`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ModelConfig {
+    /// `model_type: "bert"` (bert-base, TinyBERT, MiniLM, ...).
+    Bert(BertConfig),
+    /// `model_type: "electra"`.
+    Electra(ElectraConfig),
+}
+
+impl ModelConfig {
+    /// Reads a `config.json`, choosing the family from `model_type` (or,
+    /// when absent, from `architectures`).
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let v: serde_json::Value = read_json(path)?;
+        let model_type = v.get("model_type").and_then(|m| m.as_str()).map(str::to_string).or_else(|| {
+            let archs = v.get("architectures")?.as_array()?;
+            archs.iter().filter_map(|a| a.as_str()).find_map(|a| {
+                if a.starts_with("Electra") {
+                    Some("electra".to_string())
+                } else if a.starts_with("Bert") {
+                    Some("bert".to_string())
+                } else {
+                    None
+                }
+            })
+        });
+        match model_type.as_deref() {
+            Some("bert") => Ok(ModelConfig::Bert(BertConfig::from_file(path)?)),
+            Some("electra") => Ok(ModelConfig::Electra(ElectraConfig::from_file(path)?)),
+            Some(other) => Err(Error::config(path, "model_type", format!("`{other}` is not supported; expected \"bert\" or \"electra\""))),
+            None => Err(Error::config(path, "model_type", "missing, and `architectures` names no Bert* or Electra* class")),
+        }
+    }
+
+    /// `"bert"` or `"electra"`.
+    pub fn family(&self) -> &'static str {
+        match self {
+            ModelConfig::Bert(_) => "bert",
+            ModelConfig::Electra(_) => "electra",
+        }
+    }
+
+    /// Hidden size of the encoder.
+    pub fn hidden_size(&self) -> i64 {
+        match self {
+            ModelConfig::Bert(c) => c.hidden_size,
+            ModelConfig::Electra(c) => c.hidden_size,
+        }
+    }
+
+    /// Longest sequence the position table allows.
+    pub fn max_position_embeddings(&self) -> i64 {
+        match self {
+            ModelConfig::Bert(c) => c.max_position_embeddings,
+            ModelConfig::Electra(c) => c.max_position_embeddings,
+        }
+    }
+
+    fn pad_token_id(&self) -> Option<i64> {
+        match self {
+            ModelConfig::Bert(c) => c.pad_token_id,
+            ModelConfig::Electra(c) => c.pad_token_id,
+        }
+    }
+}
+
+/// What training and evaluation code needs from any classifier.
+pub trait TextClassifier: std::fmt::Debug {
+    /// Logits `[batch, classes]`; dropout is active only when `train`.
+    fn forward_t(&self, input_ids: &Tensor, attention_mask: &Tensor, token_type_ids: Option<&Tensor>, train: bool) -> Tensor;
+
+    /// Class probabilities `[batch, classes]` in evaluation mode, without gradients.
+    fn probabilities(&self, input_ids: &Tensor, attention_mask: &Tensor, token_type_ids: Option<&Tensor>) -> Tensor {
+        tch::no_grad(|| self.forward_t(input_ids, attention_mask, token_type_ids, false).softmax(-1, Kind::Float))
+    }
+
+    /// The variables (for optimizers and checkpoints).
+    fn var_store(&self) -> &nn::VarStore;
+
+    /// Mutable variables (to move devices or change dtype).
+    fn var_store_mut(&mut self) -> &mut nn::VarStore;
+
+    /// The encoder configuration.
+    fn config(&self) -> &ModelConfig;
+
+    /// The class names; their count is the number of outputs.
+    fn labels(&self) -> &LabelMap;
+
+    /// Number of outputs.
+    fn num_classes(&self) -> i64 {
+        self.labels().len() as i64
+    }
+
+    /// Number of parameters.
+    fn num_parameters(&self) -> i64 {
+        self.var_store().trainable_variables().iter().map(Tensor::numel).sum::<usize>() as i64
+    }
+}
+
+/// Dropout + `classifier` Linear over the `[CLS]` hidden state.
+#[derive(Debug)]
+struct ClsHead {
+    dropout: f64,
+    classifier: nn::Linear,
+}
+
+impl ClsHead {
+    fn new(p: &nn::Path, hidden: i64, classes: i64, dropout: f64) -> Self {
+        // HF initialises heads as N(0, 0.02) with zero bias; tch's default
+        // (Kaiming uniform) gives larger initial logits.
+        let cfg = nn::LinearConfig { ws_init: nn::Init::Randn { mean: 0.0, stdev: 0.02 }, bs_init: Some(nn::Init::Const(0.0)), bias: true };
+        ClsHead { dropout, classifier: nn::linear(p / "classifier", hidden, classes, cfg) }
+    }
+
+    fn forward(&self, hidden: &Tensor, train: bool) -> Tensor {
+        self.classifier.forward(&hidden.select(1, 0).dropout(self.dropout, train))
+    }
+}
+
+/// The notebook's `BERTClass`: any BERT-architecture encoder (bert-base,
+/// TinyBERT, MiniLM) under `bert.*`, plus the head under `classifier.*`.
+#[derive(Debug)]
+pub struct BertClassifier {
+    vs: nn::VarStore,
+    bert: BertModel,
+    head: ClsHead,
+    config: ModelConfig,
+    labels: LabelMap,
+}
+
+impl BertClassifier {
+    /// A classifier with freshly initialised weights (on the CPU; load, then move).
+    pub fn new(cfg: &BertConfig, labels: LabelMap) -> Self {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let bert = BertModel::new(&(vs.root() / "bert"), cfg, false);
+        let head = ClsHead::new(&vs.root(), cfg.hidden_size, labels.len() as i64, cfg.hidden_dropout_prob);
+        BertClassifier { vs, bert, head, config: ModelConfig::Bert(cfg.clone()), labels }
+    }
+}
+
+impl TextClassifier for BertClassifier {
+    fn forward_t(&self, ids: &Tensor, mask: &Tensor, types: Option<&Tensor>, train: bool) -> Tensor {
+        self.head.forward(&self.bert.forward(ids, mask, types, train), train)
+    }
+    fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+    fn var_store_mut(&mut self) -> &mut nn::VarStore {
+        &mut self.vs
+    }
+    fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+    fn labels(&self) -> &LabelMap {
+        &self.labels
+    }
+}
+
+/// The notebook's `ELECTRAClass`: an ELECTRA encoder under `electra.*` plus
+/// the head under `classifier.*`.
+#[derive(Debug)]
+pub struct ElectraClassifier {
+    vs: nn::VarStore,
+    electra: ElectraModel,
+    head: ClsHead,
+    config: ModelConfig,
+    labels: LabelMap,
+}
+
+impl ElectraClassifier {
+    /// A classifier with freshly initialised weights (on the CPU).
+    pub fn new(cfg: &ElectraConfig, labels: LabelMap) -> Self {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let electra = ElectraModel::new(&(vs.root() / "electra"), cfg);
+        let head = ClsHead::new(&vs.root(), cfg.hidden_size, labels.len() as i64, cfg.hidden_dropout_prob);
+        ElectraClassifier { vs, electra, head, config: ModelConfig::Electra(cfg.clone()), labels }
+    }
+}
+
+impl TextClassifier for ElectraClassifier {
+    fn forward_t(&self, ids: &Tensor, mask: &Tensor, types: Option<&Tensor>, train: bool) -> Tensor {
+        self.head.forward(&self.electra.forward(ids, mask, types, train), train)
+    }
+    fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+    fn var_store_mut(&mut self) -> &mut nn::VarStore {
+        &mut self.vs
+    }
+    fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+    fn labels(&self) -> &LabelMap {
+        &self.labels
+    }
+}
+
+fn build(config: &ModelConfig, labels: LabelMap) -> Box<dyn TextClassifier> {
+    match config {
+        ModelConfig::Bert(c) => Box::new(BertClassifier::new(c, labels)),
+        ModelConfig::Electra(c) => Box::new(ElectraClassifier::new(c, labels)),
+    }
+}
+
+/// Re-initialises every variable as `transformers` does for a new model:
+/// N(0, 0.02) weights, zero biases, unit LayerNorm scales, zero padding row.
+pub fn init_like_transformers(vs: &nn::VarStore, pad_token_id: Option<i64>) {
+    tch::no_grad(|| {
+        for (name, mut v) in vs.variables() {
+            if name.ends_with("LayerNorm.weight") {
+                let _ = v.fill_(1.0);
+            } else if name.ends_with(".bias") {
+                let _ = v.zero_();
+            } else {
+                let _ = v.normal_(0.0, 0.02);
+                if let Some(pad) = pad_token_id.filter(|_| name.ends_with("word_embeddings.weight")) {
+                    let _ = v.get(pad).zero_();
+                }
+            }
+        }
+    });
+}
+
+/// A classifier with random weights initialised as `transformers` does, for
+/// "no pre-training" baselines. Seeded through `tch::manual_seed`.
+pub fn random_classifier(config: &ModelConfig, labels: LabelMap, device: Device, seed: i64) -> Box<dyn TextClassifier> {
+    tch::manual_seed(seed);
+    let mut model = build(config, labels);
+    init_like_transformers(model.var_store(), config.pad_token_id());
+    model.var_store_mut().set_device(device);
+    model
+}
+
+const IGNORED_KEYS: &[&str] = &[
+    "position_ids",           // buffers, recomputed
+    "token_type_ids",         // HF's registered zero buffer
+    "generator_predictions.", // ElectraForMaskedLM's MLM head
+    "generator_lm_head.",
+    "discriminator_predictions.", // ElectraForPreTraining's head
+    "cls.",                   // BertForPreTraining / BertForMaskedLM heads
+    "pooler.",                // we classify from [CLS], not the pooler
+];
+
+/// Loads a classifier from `source`: the encoder's weights from the file
+/// (any of `bert.`/`electra.`/no prefix), the head from the file when it has
+/// one (a saved fine-tuned model), otherwise newly initialised.
+///
+/// `labels` gives the classes; `None` takes them from the config's
+/// `id2label` (written by [`save_classifier`]). Weights are read on the CPU
+/// and then moved to `device`.
+///
+/// ```no_run
+/// use encoder_bench::data::LabelMap;
+/// use encoder_bench::models::{ModelSource, load_classifier};
+/// let (model, report) = load_classifier(&ModelSource::parse("models/minilm"), Some(LabelMap::wos_level1()), tch::Device::Cpu, 0)?;
+/// println!("{report}");
+/// # Ok::<(), encoder_bench::Error>(())
+/// ```
+pub fn load_classifier(source: &ModelSource, labels: Option<LabelMap>, device: Device, seed: i64) -> Result<(Box<dyn TextClassifier>, LoadReport)> {
+    let files = source.resolve()?;
+    let config = ModelConfig::from_file(&files.config)?;
+    let labels = match labels {
+        Some(l) => l,
+        None => read_labels(&files.config)?,
+    };
+    if labels.is_empty() {
+        return Err(Error::invalid("labels", "a classifier needs at least one class"));
+    }
+    tch::manual_seed(seed);
+    let mut model = build(&config, labels);
+    let weights = read_weights(&files.weights)?;
+    let family = config.family();
+    let map = KeyMap { encoder_prefix: family, strip_prefixes: &["bert.", "electra."], ignore: IGNORED_KEYS, may_be_missing: &["classifier."] };
+    let report = load_into(model.var_store(), weights, &map, &files.weights)?;
+    model.var_store_mut().set_device(device);
+    Ok((model, report))
+}
+
+fn read_labels(config: &Path) -> Result<LabelMap> {
+    let v: serde_json::Value = read_json(config)?;
+    let id2label = v
+        .get("id2label")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| Error::config(config, "id2label", "missing: pass the labels explicitly for a model without a classifier"))?;
+    let mut names = vec![String::new(); id2label.len()];
+    for (k, name) in id2label {
+        let i: usize = k.parse().ok().filter(|&i| i < names.len()).ok_or_else(|| Error::config(config, "id2label", format!("key `{k}` is not an id in 0..{}", names.len())))?;
+        names[i] = name.as_str().unwrap_or_default().to_string();
+    }
+    Ok(LabelMap::new(names))
+}
+
+/// Saves a classifier to `dir` as `model.safetensors` + `config.json` (with
+/// `id2label`/`label2id`) and, if given, `tokenizer.json`; each file is
+/// written atomically, so an interrupted save never leaves a torn file.
+pub fn save_classifier(model: &dyn TextClassifier, dir: impl AsRef<Path>, tokenizer: Option<&TextTokenizer>) -> Result<()> {
+    let dir = dir.as_ref();
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut vars: Vec<(String, Tensor)> = model.var_store().variables().into_iter().map(|(k, v)| (k, v.to_device(Device::Cpu))).collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    let weights = dir.join("model.safetensors");
+    crate::error::write_atomic_with(&weights, |tmp| {
+        Tensor::write_safetensors(&vars, tmp).map_err(|e| Error::torch(format!("writing {}", weights.display()), e))
+    })?;
+    let mut cfg = serde_json::to_value(model.config()).map_err(|e| Error::invalid("config", e.to_string()))?;
+    let names = model.labels().names();
+    cfg["architectures"] = serde_json::json!(["EncoderBenchClassifier"]);
+    cfg["num_labels"] = serde_json::json!(names.len());
+    cfg["id2label"] = names.iter().enumerate().map(|(i, n)| (i.to_string(), serde_json::json!(n))).collect::<serde_json::Map<_, _>>().into();
+    cfg["label2id"] = names.iter().enumerate().map(|(i, n)| (n.clone(), serde_json::json!(i))).collect::<serde_json::Map<_, _>>().into();
+    let text = serde_json::to_string_pretty(&cfg).map_err(|e| Error::invalid("config", e.to_string()))?;
+    crate::error::write_atomic(dir.join("config.json"), text.as_bytes())?;
+    if let Some(tok) = tokenizer {
+        let path = dir.join("tokenizer.json");
+        crate::error::write_atomic_with(&path, |tmp| {
+            tok.inner().save(tmp, false).map_err(|e| Error::Tokenizer { path: path.clone(), msg: e.to_string() })
+        })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,273 @@
+//! Model configurations read from Hugging Face `config.json` files.
+//!
+//! Field names and defaults mirror `transformers`' `BertConfig` and
+//! `ElectraConfig`, so any checkpoint's config loads unchanged; values we do
+//! not implement are refused with the key named instead of being ignored.
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Hidden activation functions (`hidden_act`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Activation {
+    /// Exact GELU with erf, HF's `gelu`.
+    #[serde(rename = "gelu")]
+    Gelu,
+    /// tanh-approximated GELU (`gelu_new`, `gelu_pytorch_tanh`).
+    #[serde(rename = "gelu_new", alias = "gelu_pytorch_tanh")]
+    GeluTanh,
+    /// ReLU.
+    #[serde(rename = "relu")]
+    Relu,
+    /// SiLU / swish.
+    #[serde(rename = "silu", alias = "swish")]
+    Silu,
+}
+
+impl Activation {
+    /// Applies the activation.
+    pub fn apply(self, xs: &tch::Tensor) -> tch::Tensor {
+        match self {
+            Activation::Gelu => xs.gelu("none"),
+            Activation::GeluTanh => xs.gelu("tanh"),
+            Activation::Relu => xs.relu(),
+            Activation::Silu => xs.silu(),
+        }
+    }
+}
+
+/// What an encoder needs to know, shared by BERT and ELECTRA.
+///
+/// ```
+/// let cfg: encoder_bench::models::BertConfig =
+///     serde_json::from_str(r#"{"hidden_size": 384, "num_attention_heads": 12, "intermediate_size": 1536}"#).unwrap();
+/// assert_eq!(cfg.num_hidden_layers, 12); // HF default
+/// assert_eq!(cfg.layer_norm_eps, 1e-12);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BertConfig {
+    #[serde(default = "d::vocab_size")]
+    pub vocab_size: i64,
+    #[serde(default = "d::bert_hidden")]
+    pub hidden_size: i64,
+    #[serde(default = "d::bert_layers")]
+    pub num_hidden_layers: i64,
+    #[serde(default = "d::bert_heads")]
+    pub num_attention_heads: i64,
+    #[serde(default = "d::bert_intermediate")]
+    pub intermediate_size: i64,
+    #[serde(default = "d::act")]
+    pub hidden_act: Activation,
+    #[serde(default = "d::dropout")]
+    pub hidden_dropout_prob: f64,
+    #[serde(default = "d::dropout")]
+    pub attention_probs_dropout_prob: f64,
+    #[serde(default = "d::max_pos")]
+    pub max_position_embeddings: i64,
+    #[serde(default = "d::type_vocab")]
+    pub type_vocab_size: i64,
+    #[serde(default = "d::eps")]
+    pub layer_norm_eps: f64,
+    #[serde(default)]
+    pub pad_token_id: Option<i64>,
+    #[serde(default = "d::pos_type")]
+    pub position_embedding_type: String,
+    #[serde(default = "d::bert_type")]
+    pub model_type: String,
+}
+
+/// ELECTRA's config: BERT's plus `embedding_size` (embeddings narrower than
+/// the hidden size are projected up by `embeddings_project`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ElectraConfig {
+    #[serde(default = "d::vocab_size")]
+    pub vocab_size: i64,
+    #[serde(default = "d::electra_embedding")]
+    pub embedding_size: i64,
+    #[serde(default = "d::electra_hidden")]
+    pub hidden_size: i64,
+    #[serde(default = "d::bert_layers")]
+    pub num_hidden_layers: i64,
+    #[serde(default = "d::electra_heads")]
+    pub num_attention_heads: i64,
+    #[serde(default = "d::electra_intermediate")]
+    pub intermediate_size: i64,
+    #[serde(default = "d::act")]
+    pub hidden_act: Activation,
+    #[serde(default = "d::dropout")]
+    pub hidden_dropout_prob: f64,
+    #[serde(default = "d::dropout")]
+    pub attention_probs_dropout_prob: f64,
+    #[serde(default = "d::max_pos")]
+    pub max_position_embeddings: i64,
+    #[serde(default = "d::type_vocab")]
+    pub type_vocab_size: i64,
+    #[serde(default = "d::eps")]
+    pub layer_norm_eps: f64,
+    #[serde(default)]
+    pub pad_token_id: Option<i64>,
+    #[serde(default = "d::pos_type")]
+    pub position_embedding_type: String,
+    #[serde(default = "d::electra_type")]
+    pub model_type: String,
+}
+
+/// HF's defaults (transformers 5.x `BertConfig` / `ElectraConfig`).
+mod d {
+    use super::Activation;
+    pub fn vocab_size() -> i64 { 30522 }
+    pub fn bert_hidden() -> i64 { 768 }
+    pub fn bert_layers() -> i64 { 12 }
+    pub fn bert_heads() -> i64 { 12 }
+    pub fn bert_intermediate() -> i64 { 3072 }
+    pub fn electra_embedding() -> i64 { 128 }
+    pub fn electra_hidden() -> i64 { 256 }
+    pub fn electra_heads() -> i64 { 4 }
+    pub fn electra_intermediate() -> i64 { 1024 }
+    pub fn act() -> Activation { Activation::Gelu }
+    pub fn dropout() -> f64 { 0.1 }
+    pub fn max_pos() -> i64 { 512 }
+    pub fn type_vocab() -> i64 { 2 }
+    pub fn eps() -> f64 { 1e-12 }
+    pub fn pos_type() -> String { "absolute".into() }
+    pub fn bert_type() -> String { "bert".into() }
+    pub fn electra_type() -> String { "electra".into() }
+}
+
+/// The encoder-stack part of a config, common to both families.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EncoderDims {
+    pub hidden_size: i64,
+    pub num_hidden_layers: i64,
+    pub num_attention_heads: i64,
+    pub intermediate_size: i64,
+    pub hidden_act: Activation,
+    pub hidden_dropout_prob: f64,
+    pub attention_probs_dropout_prob: f64,
+    pub layer_norm_eps: f64,
+}
+
+/// Reads and parses a JSON config, naming the file and the offending key on error.
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| json_error(path, &text, e))
+}
+
+fn json_error(path: &Path, text: &str, e: serde_json::Error) -> Error {
+    // serde_json reports "unknown variant `x`, expected one of ..." without the
+    // key; recover the key from the line it points at.
+    let line = text.lines().nth(e.line().saturating_sub(1)).unwrap_or("");
+    let key = line.split('"').nth(1).filter(|_| line.contains(':')).unwrap_or("<json>").to_string();
+    Error::config(path, key, format!("{e}"))
+}
+
+fn check_common(path: &Path, hidden: i64, heads: i64, pos_type: &str, model_type: &str, expected_type: &str) -> Result<()> {
+    if heads <= 0 || hidden <= 0 || hidden % heads != 0 {
+        return Err(Error::config(
+            path,
+            "num_attention_heads",
+            format!("hidden_size {hidden} is not divisible by num_attention_heads {heads}"),
+        ));
+    }
+    if pos_type != "absolute" {
+        return Err(Error::config(path, "position_embedding_type", format!("`{pos_type}` is not supported; expected \"absolute\"")));
+    }
+    if model_type != expected_type {
+        return Err(Error::config(path, "model_type", format!("`{model_type}` found; expected \"{expected_type}\"")));
+    }
+    Ok(())
+}
+
+impl BertConfig {
+    /// Reads a BERT `config.json`.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let cfg: Self = read_json(path)?;
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    /// Checks values we cannot run (named by key, `path` used in the message).
+    pub fn validate(&self, path: &Path) -> Result<()> {
+        check_common(path, self.hidden_size, self.num_attention_heads, &self.position_embedding_type, &self.model_type, "bert")
+    }
+
+    /// The encoder-stack dimensions.
+    pub fn dims(&self) -> EncoderDims {
+        EncoderDims {
+            hidden_size: self.hidden_size,
+            num_hidden_layers: self.num_hidden_layers,
+            num_attention_heads: self.num_attention_heads,
+            intermediate_size: self.intermediate_size,
+            hidden_act: self.hidden_act,
+            hidden_dropout_prob: self.hidden_dropout_prob,
+            attention_probs_dropout_prob: self.attention_probs_dropout_prob,
+            layer_norm_eps: self.layer_norm_eps,
+        }
+    }
+}
+
+impl ElectraConfig {
+    /// Reads an ELECTRA `config.json`.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let cfg: Self = read_json(path)?;
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    /// Checks values we cannot run.
+    pub fn validate(&self, path: &Path) -> Result<()> {
+        check_common(path, self.hidden_size, self.num_attention_heads, &self.position_embedding_type, &self.model_type, "electra")
+    }
+
+    /// The encoder-stack dimensions.
+    pub fn dims(&self) -> EncoderDims {
+        EncoderDims {
+            hidden_size: self.hidden_size,
+            num_hidden_layers: self.num_hidden_layers,
+            num_attention_heads: self.num_attention_heads,
+            intermediate_size: self.intermediate_size,
+            hidden_act: self.hidden_act,
+            hidden_dropout_prob: self.hidden_dropout_prob,
+            attention_probs_dropout_prob: self.attention_probs_dropout_prob,
+            layer_norm_eps: self.layer_norm_eps,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &tempfile::TempDir, text: &str) -> std::path::PathBuf {
+        let p = dir.path().join("config.json");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn electra_defaults_follow_transformers() {
+        let c: ElectraConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!((c.embedding_size, c.hidden_size, c.num_attention_heads), (128, 256, 4));
+    }
+
+    #[test]
+    fn unsupported_activation_names_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(&dir, "{\n  \"hidden_act\": \"mish\",\n  \"hidden_size\": 8\n}");
+        let e = BertConfig::from_file(&p).unwrap_err().to_string();
+        assert!(e.contains("hidden_act") && e.contains("mish") && e.contains("config.json"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_and_indivisible_heads_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(&dir, "{\n  \"hidden_size\": \"big\"\n}");
+        let e = BertConfig::from_file(&p).unwrap_err().to_string();
+        assert!(e.contains("hidden_size"), "{e}");
+        let p = write(&dir, r#"{"hidden_size": 100, "num_attention_heads": 12}"#);
+        let e = BertConfig::from_file(&p).unwrap_err().to_string();
+        assert!(e.contains("not divisible"), "{e}");
+    }
+}

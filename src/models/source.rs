@@ -1,0 +1,136 @@
+//! Where a model's files come from: a local directory, a Hugging Face hub id
+//! (through `hf-hub` and its cache), or the seed's case of a bare PyTorch
+//! state dict beside a separate `config.json`.
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// A model to load.
+///
+/// ```
+/// use encoder_bench::models::ModelSource;
+/// let s = ModelSource::state_dict("models/electra-seed/config.json", "models/electra-seed/babylm_model.bin");
+/// assert!(s.to_string().contains("babylm_model.bin"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelSource {
+    /// A directory with `config.json` and `model.safetensors` or `pytorch_model.bin`.
+    Dir(PathBuf),
+    /// A hub id such as `bert-base-uncased` or `huawei-noah/TinyBERT_General_4L_312D`.
+    Hub(String),
+    /// A weights file (e.g. `babylm_model.bin`) and its `config.json`.
+    StateDict { config: PathBuf, weights: PathBuf },
+}
+
+impl std::fmt::Display for ModelSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModelSource::Dir(d) => write!(f, "{}", d.display()),
+            ModelSource::Hub(id) => write!(f, "hub:{id}"),
+            ModelSource::StateDict { config, weights } => write!(f, "{} + {}", config.display(), weights.display()),
+        }
+    }
+}
+
+/// The files of a resolved [`ModelSource`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelFiles {
+    /// `config.json`.
+    pub config: PathBuf,
+    /// The weights file.
+    pub weights: PathBuf,
+    /// A directory holding `tokenizer.json` or `vocab.txt`, when there is one.
+    pub tokenizer_dir: Option<PathBuf>,
+}
+
+const WEIGHT_FILES: [&str; 2] = ["model.safetensors", "pytorch_model.bin"];
+
+fn has_tokenizer(dir: &Path) -> bool {
+    dir.join("tokenizer.json").exists() || dir.join("vocab.txt").exists()
+}
+
+impl ModelSource {
+    /// A local directory if `spec` exists on disk, otherwise a hub id.
+    pub fn parse(spec: &str) -> ModelSource {
+        let p = Path::new(spec);
+        if p.exists() || spec.starts_with('.') || spec.starts_with('/') {
+            ModelSource::Dir(p.to_path_buf())
+        } else {
+            ModelSource::Hub(spec.to_string())
+        }
+    }
+
+    /// The seed's case: a state dict file plus its config.
+    pub fn state_dict(config: impl Into<PathBuf>, weights: impl Into<PathBuf>) -> ModelSource {
+        ModelSource::StateDict { config: config.into(), weights: weights.into() }
+    }
+
+    /// Finds (and for hub ids, downloads or reads from the cache) the files.
+    /// With `HF_HUB_OFFLINE=1` only the local hub cache is consulted.
+    pub fn resolve(&self) -> Result<ModelFiles> {
+        match self {
+            ModelSource::Dir(dir) => {
+                if !dir.is_dir() {
+                    return Err(Error::io(dir, std::io::Error::new(std::io::ErrorKind::NotFound, "model directory not found")));
+                }
+                let config = dir.join("config.json");
+                if !config.exists() {
+                    return Err(Error::config(&config, "<file>", "missing: a model directory needs config.json"));
+                }
+                let weights = WEIGHT_FILES.iter().map(|w| dir.join(w)).find(|p| p.exists()).ok_or_else(|| {
+                    Error::weights(dir, None, format!("no weights file: expected one of {}", WEIGHT_FILES.join(", ")))
+                })?;
+                Ok(ModelFiles { config, weights, tokenizer_dir: has_tokenizer(dir).then(|| dir.clone()) })
+            }
+            ModelSource::StateDict { config, weights } => {
+                for p in [config, weights] {
+                    if !p.exists() {
+                        return Err(Error::io(p, std::io::Error::new(std::io::ErrorKind::NotFound, "file not found")));
+                    }
+                }
+                let tokenizer_dir = config.parent().filter(|d| has_tokenizer(d)).map(Path::to_path_buf);
+                Ok(ModelFiles { config: config.clone(), weights: weights.clone(), tokenizer_dir })
+            }
+            ModelSource::Hub(id) => resolve_hub(id),
+        }
+    }
+}
+
+fn offline() -> bool {
+    std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
+}
+
+fn resolve_hub(id: &str) -> Result<ModelFiles> {
+    let place = PathBuf::from(format!("hub:{id}"));
+    // Ok(path) or the reason it could not be had.
+    let fetch = |file: &str| -> std::result::Result<PathBuf, String> {
+        if offline() {
+            return hf_hub::Cache::from_env()
+                .model(id.to_string())
+                .get(file)
+                .ok_or_else(|| "not in the local hub cache and HF_HUB_OFFLINE=1".to_string());
+        }
+        let api = hf_hub::api::sync::ApiBuilder::from_env().with_progress(false).build().map_err(|e| format!("cannot start the hub client: {e}"))?;
+        api.model(id.to_string()).get(file).map_err(|e| format!("download failed: {e} (HF_HUB_OFFLINE=1 uses the local cache only)"))
+    };
+    let config = fetch("config.json").map_err(|why| Error::weights(&place, Some("config.json"), format!("model `{id}`: {why}")))?;
+    let mut reasons = Vec::new();
+    let mut weights = None;
+    for w in WEIGHT_FILES {
+        match fetch(w) {
+            Ok(p) => {
+                weights = Some(p);
+                break;
+            }
+            Err(why) => reasons.push(format!("{w}: {why}")),
+        }
+    }
+    let weights = weights.ok_or_else(|| Error::weights(&place, None, format!("no weights file: {}", reasons.join("; "))))?;
+    for t in ["tokenizer.json", "vocab.txt", "tokenizer_config.json"] {
+        // Optional: models ship one tokenizer format or the other.
+        let _ = fetch(t);
+    }
+    let tokenizer_dir = config.parent().filter(|d| has_tokenizer(d)).map(Path::to_path_buf);
+    Ok(ModelFiles { config, weights, tokenizer_dir })
+}

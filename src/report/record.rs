@@ -1,0 +1,72 @@
+//! One JSON file per run: configuration, history, final metrics, device,
+//! versions and timings, written atomically and reloadable.
+use crate::train::{History, Metrics, StopReason, TrainConfig};
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Versions of the moving parts, so numbers can be traced to software.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Versions {
+    /// This crate.
+    pub encoder_bench: String,
+    /// The tch crate the build used.
+    pub tch: String,
+    /// Number of CPU threads libtorch used.
+    pub torch_threads: i32,
+}
+
+impl Versions {
+    /// The versions of this build.
+    pub fn current() -> Self {
+        Versions { encoder_bench: env!("CARGO_PKG_VERSION").into(), tch: "0.24".into(), torch_threads: tch::get_num_threads() }
+    }
+}
+
+/// Everything about one fine-tuning run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// A short name (e.g. `minilm-bs16`).
+    pub name: String,
+    /// The model source, as given.
+    pub model: String,
+    /// The dataset source.
+    pub data: String,
+    /// Examples in the training and validation sets.
+    pub train_size: usize,
+    /// Validation examples.
+    pub valid_size: usize,
+    /// The device name (`cpu`, `cuda:0`, ...).
+    pub device: String,
+    /// Training settings.
+    pub config: TrainConfig,
+    /// Per-epoch figures.
+    pub history: History,
+    /// Metrics of the last validation.
+    pub final_metrics: Option<Metrics>,
+    /// Class names, indexed by id.
+    pub labels: Vec<String>,
+    /// Why training ended.
+    pub stop: StopReason,
+    /// Wall time of the whole run in seconds.
+    pub wall_s: f64,
+    /// Seconds since the Unix epoch when the run started.
+    pub started_unix: u64,
+    /// Software versions.
+    pub versions: Versions,
+}
+
+impl RunRecord {
+    /// Writes the record as pretty JSON, atomically.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let text = serde_json::to_string_pretty(self).map_err(|e| Error::invalid("run record", e.to_string()))?;
+        crate::error::write_atomic(path, text.as_bytes())
+    }
+
+    /// Reads a record written by [`RunRecord::save`].
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        serde_json::from_str(&text).map_err(|e| Error::data(path, Some(e.line()), format!("not a run record: {e}")))
+    }
+}
