@@ -26,4 +26,4 @@ lint: setup
 notebook: demo
 
 demo: setup
-	cargo run --release -- demo
+	cargo run -- demo

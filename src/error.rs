@@ -20,25 +20,13 @@ pub enum Error {
     },
     /// A dataset file is malformed (line is 1-based when known).
     #[error("{}{}: {msg}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
-    Data {
-        path: PathBuf,
-        line: Option<usize>,
-        msg: String,
-    },
+    Data { path: PathBuf, line: Option<usize>, msg: String },
     /// A model or training configuration is invalid.
     #[error("{}: key `{key}`: {msg}", path.display())]
-    Config {
-        path: PathBuf,
-        key: String,
-        msg: String,
-    },
+    Config { path: PathBuf, key: String, msg: String },
     /// A weights file is unreadable, unsafe, or does not fit the model.
     #[error("{}{}: {msg}", path.display(), key.as_ref().map(|k| format!(": key `{k}`")).unwrap_or_default())]
-    Weights {
-        path: PathBuf,
-        key: Option<String>,
-        msg: String,
-    },
+    Weights { path: PathBuf, key: Option<String>, msg: String },
     /// Building or running the tokenizer failed.
     #[error("tokenizer {}: {msg}", path.display())]
     Tokenizer { path: PathBuf, msg: String },

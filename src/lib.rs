@@ -25,8 +25,8 @@ pub mod device;
 pub mod error;
 pub mod models;
 pub mod report;
-pub mod train;
 pub mod tokenizer;
+pub mod train;
 
 pub use error::{Error, Result};
 

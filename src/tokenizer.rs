@@ -90,8 +90,7 @@ impl TextTokenizer {
         let cfg_path = dir.join("tokenizer_config.json");
         let lowercase = if cfg_path.exists() {
             let text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
-            let v: serde_json::Value =
-                serde_json::from_str(&text).map_err(|e| Error::config(&cfg_path, "<json>", e.to_string()))?;
+            let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::config(&cfg_path, "<json>", e.to_string()))?;
             match v.get("do_lower_case") {
                 None => true,
                 Some(serde_json::Value::Bool(b)) => *b,
@@ -137,8 +136,7 @@ impl TextTokenizer {
             return Err(Error::invalid("max_len", format!("{max_len} leaves no room for [CLS] and [SEP]; expected >= 2")));
         }
         let mut t = self.inner.clone();
-        t.with_truncation(Some(TruncationParams { max_length: max_len, ..Default::default() }))
-            .map_err(|e| tok_err(&self.source, e))?;
+        t.with_truncation(Some(TruncationParams { max_length: max_len, ..Default::default() })).map_err(|e| tok_err(&self.source, e))?;
         Ok(t)
     }
 

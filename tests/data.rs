@@ -7,11 +7,7 @@ use std::path::{Path, PathBuf};
 
 fn wos_sample() -> PathBuf {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/wos-sample");
-    assert!(
-        p.join("X.txt").exists(),
-        "WOS sample missing at {}",
-        p.display()
-    );
+    assert!(p.join("X.txt").exists(), "WOS sample missing at {}", p.display());
     p
 }
 
@@ -40,11 +36,7 @@ fn wos_sample_loads() {
     assert_eq!(ds.labels.name(6), Some("Biochemistry"));
     // Interleaved 0,1,...,6,0,1,... as the sample's README says.
     assert!(ds.targets.iter().enumerate().all(|(i, &t)| t == i % 7));
-    assert!(
-        ds.texts
-            .iter()
-            .all(|t| !t.trim().is_empty() && !t.ends_with('\r'))
-    );
+    assert!(ds.texts.iter().all(|t| !t.trim().is_empty() && !t.ends_with('\r')));
     assert_eq!(PathBuf::from(&ds.source), wos_sample());
 }
 
@@ -63,11 +55,7 @@ fn wos_err(files: &[(&str, &[u8])], level: WosLevel) -> String {
 #[test]
 fn wos_other_levels_and_line_endings() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("X.txt"),
-        "first text\r\nsecond text\r\nthird",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("X.txt"), "first text\r\nsecond text\r\nthird").unwrap();
     std::fs::write(dir.path().join("YL2.txt"), "3\n0\n11\n").unwrap();
     std::fs::write(dir.path().join("Y.txt"), "1\r\n1\r\n0").unwrap();
     let l2 = Dataset::read_wos(dir.path(), WosLevel::L2).unwrap();
@@ -86,14 +74,7 @@ fn wos_missing_files() {
     let e = wos_err(&[("X.txt", b"a\n")], WosLevel::L1);
     assert_has(&e, &["YL1.txt: file not found", "needs X.txt and YL1.txt"]);
     let e = wos_err(&[("X.txt", b"a\n"), ("YL1.txt", b"0\n")], WosLevel::L2);
-    assert_has(
-        &e,
-        &[
-            "YL2.txt: file not found",
-            "X.txt and YL1.txt",
-            "plus YL2.txt",
-        ],
-    );
+    assert_has(&e, &["YL2.txt: file not found", "X.txt and YL1.txt", "plus YL2.txt"]);
     let e = wos_err(&[("X.txt", b"a\n"), ("YL1.txt", b"0\n")], WosLevel::Leaf);
     assert_has(&e, &["Y.txt: file not found"]);
 }
@@ -108,64 +89,34 @@ fn wos_empty_files() {
 
 #[test]
 fn wos_line_count_mismatch() {
-    let e = wos_err(
-        &[("X.txt", b"a\nb\nc\n"), ("YL1.txt", b"0\n1\n")],
-        WosLevel::L1,
-    );
+    let e = wos_err(&[("X.txt", b"a\nb\nc\n"), ("YL1.txt", b"0\n1\n")], WosLevel::L1);
     assert_has(&e, &["YL1.txt:3:", "X.txt has 3 lines", "YL1.txt has 2"]);
-    let e = wos_err(
-        &[("X.txt", b"a\nb"), ("YL1.txt", b"0\r\n1\r\n2\r\n")],
-        WosLevel::L1,
-    );
+    let e = wos_err(&[("X.txt", b"a\nb"), ("YL1.txt", b"0\r\n1\r\n2\r\n")], WosLevel::L1);
     assert_has(&e, &["X.txt:3:", "X.txt has 2 lines", "YL1.txt has 3"]);
 }
 
 #[test]
 fn wos_empty_text_lines() {
-    let e = wos_err(
-        &[("X.txt", b"a\n\nc\n"), ("YL1.txt", b"0\n1\n2\n")],
-        WosLevel::L1,
-    );
+    let e = wos_err(&[("X.txt", b"a\n\nc\n"), ("YL1.txt", b"0\n1\n2\n")], WosLevel::L1);
     assert_has(&e, &["X.txt:2:", "empty text line"]);
-    let e = wos_err(
-        &[("X.txt", b"a\nb\n \t \r\n"), ("YL1.txt", b"0\n1\n2\n")],
-        WosLevel::L1,
-    );
+    let e = wos_err(&[("X.txt", b"a\nb\n \t \r\n"), ("YL1.txt", b"0\n1\n2\n")], WosLevel::L1);
     assert_has(&e, &["X.txt:3:", "empty text line"]);
     // A blank line at the end beyond the one final newline is an empty line too.
-    let e = wos_err(
-        &[("X.txt", b"a\nb\n\n"), ("YL1.txt", b"0\n1\n")],
-        WosLevel::L1,
-    );
+    let e = wos_err(&[("X.txt", b"a\nb\n\n"), ("YL1.txt", b"0\n1\n")], WosLevel::L1);
     assert_has(&e, &["X.txt:3:", "empty text line"]);
 }
 
 #[test]
 fn wos_bad_labels() {
-    let e = wos_err(
-        &[("X.txt", b"a\nb\n"), ("YL1.txt", b"0\nfour\n")],
-        WosLevel::L1,
-    );
+    let e = wos_err(&[("X.txt", b"a\nb\n"), ("YL1.txt", b"0\nfour\n")], WosLevel::L1);
     assert_has(&e, &["YL1.txt:2:", "\"four\"", "not an integer"]);
-    let e = wos_err(
-        &[("X.txt", b"a\nb\n"), ("YL1.txt", b"1.5\n0\n")],
-        WosLevel::L1,
-    );
+    let e = wos_err(&[("X.txt", b"a\nb\n"), ("YL1.txt", b"1.5\n0\n")], WosLevel::L1);
     assert_has(&e, &["YL1.txt:1:", "\"1.5\"", "not an integer"]);
-    let e = wos_err(
-        &[("X.txt", b"a\nb\nc\n"), ("YL1.txt", b"0\n6\n7\n")],
-        WosLevel::L1,
-    );
+    let e = wos_err(&[("X.txt", b"a\nb\nc\n"), ("YL1.txt", b"0\n6\n7\n")], WosLevel::L1);
     assert_has(&e, &["YL1.txt:3:", "label 7 out of range", "0..=6"]);
-    let e = wos_err(
-        &[("X.txt", b"a\nb\n"), ("YL1.txt", b"-1\n0\n")],
-        WosLevel::L1,
-    );
+    let e = wos_err(&[("X.txt", b"a\nb\n"), ("YL1.txt", b"-1\n0\n")], WosLevel::L1);
     assert_has(&e, &["YL1.txt:1:", "label -1 out of range"]);
-    let e = wos_err(
-        &[("X.txt", b"a\nb\n"), ("YL2.txt", b"5\n-2\n")],
-        WosLevel::L2,
-    );
+    let e = wos_err(&[("X.txt", b"a\nb\n"), ("YL2.txt", b"5\n-2\n")], WosLevel::L2);
     assert_has(&e, &["YL2.txt:2:", "label -2 out of range", ">= 0"]);
     let e = wos_err(&[("X.txt", b"a\nb\n"), ("Y.txt", b"5\n\n")], WosLevel::Leaf);
     assert_has(&e, &["Y.txt:2:", "empty label line"]);
@@ -173,18 +124,9 @@ fn wos_bad_labels() {
 
 #[test]
 fn wos_invalid_utf8() {
-    let e = wos_err(
-        &[
-            ("X.txt", b"fine\nalso fine\nbroken \xc3\x28 text\n"),
-            ("YL1.txt", b"0\n1\n2\n"),
-        ],
-        WosLevel::L1,
-    );
+    let e = wos_err(&[("X.txt", b"fine\nalso fine\nbroken \xc3\x28 text\n"), ("YL1.txt", b"0\n1\n2\n")], WosLevel::L1);
     assert_has(&e, &["X.txt:3:", "invalid UTF-8", "0xC3"]);
-    let e = wos_err(
-        &[("X.txt", b"a\nb\n"), ("YL1.txt", b"0\n\xff\n")],
-        WosLevel::L1,
-    );
+    let e = wos_err(&[("X.txt", b"a\nb\n"), ("YL1.txt", b"0\n\xff\n")], WosLevel::L1);
     assert_has(&e, &["YL1.txt:2:", "invalid UTF-8"]);
 }
 
@@ -199,31 +141,18 @@ fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
 fn csv_err(content: &str, text_col: &str, label_col: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "data.csv", content);
-    Dataset::read_csv(&p, text_col, label_col)
-        .unwrap_err()
-        .to_string()
+    Dataset::read_csv(&p, text_col, label_col).unwrap_err().to_string()
 }
 
 #[test]
 fn csv_round_trip_integer_labels() {
     let dir = tempfile::tempdir().unwrap();
-    let p = write(
-        dir.path(),
-        "data.csv",
-        "id,text,label\r\n1,\"Hello, world\",2\r\n2,\"a \"\"quoted\"\" word\",0\r\n3,\"two\nlines\",2\r\n",
-    );
+    let p =
+        write(dir.path(), "data.csv", "id,text,label\r\n1,\"Hello, world\",2\r\n2,\"a \"\"quoted\"\" word\",0\r\n3,\"two\nlines\",2\r\n");
     let ds = Dataset::read_csv(&p, "text", "label").unwrap();
-    assert_eq!(
-        ds.texts,
-        ["Hello, world", "a \"quoted\" word", "two\nlines"]
-    );
+    assert_eq!(ds.texts, ["Hello, world", "a \"quoted\" word", "two\nlines"]);
     let trailing_blank = write(dir.path(), "blank.csv", "text,label\na,0\n\n");
-    assert_eq!(
-        Dataset::read_csv(&trailing_blank, "text", "label")
-            .unwrap()
-            .texts,
-        ["a"]
-    );
+    assert_eq!(Dataset::read_csv(&trailing_blank, "text", "label").unwrap().texts, ["a"]);
     assert_eq!(ds.targets, [2, 0, 2]);
     assert_eq!(ds.labels, LabelMap::numbered(3));
     assert_eq!(PathBuf::from(&ds.source), p);
@@ -232,11 +161,7 @@ fn csv_round_trip_integer_labels() {
 #[test]
 fn csv_string_labels_map_in_sorted_order() {
     let dir = tempfile::tempdir().unwrap();
-    let p = write(
-        dir.path(),
-        "data.csv",
-        "label,text\nsports,goal\narts,paint\nnews,vote\nsports,match\n",
-    );
+    let p = write(dir.path(), "data.csv", "label,text\nsports,goal\narts,paint\nnews,vote\nsports,match\n");
     let ds = Dataset::read_csv(&p, "text", "label").unwrap();
     assert_eq!(ds.labels.names(), ["arts", "news", "sports"]);
     assert_eq!(ds.targets, [2, 0, 1, 2]);
@@ -281,9 +206,7 @@ fn write_parquet(dir: &Path, mut df: DataFrame) -> PathBuf {
 fn parquet_err(df: DataFrame) -> String {
     let dir = tempfile::tempdir().unwrap();
     let p = write_parquet(dir.path(), df);
-    Dataset::read_parquet(&p, "text", "label")
-        .unwrap_err()
-        .to_string()
+    Dataset::read_parquet(&p, "text", "label").unwrap_err().to_string()
 }
 
 #[test]
@@ -292,10 +215,7 @@ fn parquet_round_trip_integer_labels() {
     let df = df!("text" => ["alpha", "beta, with comma", "gamma\nwith newline"], "label" => [1i64, 0, 4]).unwrap();
     let p = write_parquet(dir.path(), df);
     let ds = Dataset::read_parquet(&p, "text", "label").unwrap();
-    assert_eq!(
-        ds.texts,
-        ["alpha", "beta, with comma", "gamma\nwith newline"]
-    );
+    assert_eq!(ds.texts, ["alpha", "beta, with comma", "gamma\nwith newline"]);
     assert_eq!(ds.targets, [1, 0, 4]);
     assert_eq!(ds.labels, LabelMap::numbered(5));
     // Narrow integer types are integers too.
@@ -307,9 +227,7 @@ fn parquet_round_trip_integer_labels() {
 #[test]
 fn parquet_string_labels_map_in_sorted_order() {
     let dir = tempfile::tempdir().unwrap();
-    let df =
-        df!("label" => ["neg", "pos", "neutral", "neg"], "text" => ["bad", "good", "meh", "awful"])
-            .unwrap();
+    let df = df!("label" => ["neg", "pos", "neutral", "neg"], "text" => ["bad", "good", "meh", "awful"]).unwrap();
     let ds = Dataset::read_parquet(write_parquet(dir.path(), df), "text", "label").unwrap();
     assert_eq!(ds.labels.names(), ["neg", "neutral", "pos"]);
     assert_eq!(ds.targets, [0, 2, 1, 0]);
@@ -328,9 +246,7 @@ fn parquet_errors() {
     assert_has(&e, &["data.parquet", "text column `text`", "dtype i64"]);
     let e = parquet_err(df!("text" => [Some("a"), None], "label" => [0i64, 1]).unwrap());
     assert_has(&e, &["data.parquet", "row 2", "null text"]);
-    let e = parquet_err(
-        df!("text" => ["a", "b", "c"], "label" => [Some(0i64), Some(1), None]).unwrap(),
-    );
+    let e = parquet_err(df!("text" => ["a", "b", "c"], "label" => [Some(0i64), Some(1), None]).unwrap());
     assert_has(&e, &["data.parquet", "row 3", "null label"]);
     let e = parquet_err(df!("text" => ["a", "b"], "label" => [Some("x"), None]).unwrap());
     assert_has(&e, &["data.parquet", "row 2", "null label"]);
@@ -342,12 +258,7 @@ fn parquet_errors() {
     assert_has(&parquet_err(empty), &["data.parquet", "no rows"]);
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "zero.parquet", "");
-    assert_has(
-        &Dataset::read_parquet(&p, "text", "label")
-            .unwrap_err()
-            .to_string(),
-        &["zero.parquet", "empty file"],
-    );
+    assert_has(&Dataset::read_parquet(&p, "text", "label").unwrap_err().to_string(), &["zero.parquet", "empty file"]);
 }
 
 // ---------------------------------------------------------------- splits

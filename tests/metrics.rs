@@ -46,20 +46,13 @@ fn fixture() -> Fixture {
 
 #[track_caller]
 fn close(what: &str, got: f64, want: f64) {
-    assert!(
-        (got - want).abs() <= 1e-12,
-        "{what}: got {got}, scikit-learn {want}"
-    );
+    assert!((got - want).abs() <= 1e-12, "{what}: got {got}, scikit-learn {want}");
 }
 
 #[test]
 fn matches_sklearn() {
     let fx = fixture();
-    assert!(
-        fx.cases.len() >= 4,
-        "fixture from scikit-learn {} has too few cases",
-        fx.sklearn_version
-    );
+    assert!(fx.cases.len() >= 4, "fixture from scikit-learn {} has too few cases", fx.sklearn_version);
     for c in &fx.cases {
         let m = Metrics::compute(&c.targets, &c.preds, c.num_classes).unwrap();
         let n = &c.name;
@@ -71,46 +64,15 @@ fn matches_sklearn() {
             close(&format!("{n} f1[{k}]"), pc.f1, c.f1[k]);
             assert_eq!(pc.support, c.support[k], "{n} support[{k}]");
         }
-        close(
-            &format!("{n} macro precision"),
-            m.macro_precision,
-            c.macro_avg.precision,
-        );
-        close(
-            &format!("{n} macro recall"),
-            m.macro_recall,
-            c.macro_avg.recall,
-        );
+        close(&format!("{n} macro precision"), m.macro_precision, c.macro_avg.precision);
+        close(&format!("{n} macro recall"), m.macro_recall, c.macro_avg.recall);
         close(&format!("{n} macro f1"), m.macro_f1, c.macro_avg.f1);
-        close(
-            &format!("{n} f1_score macro"),
-            m.macro_f1,
-            c.macro_avg.f1_score,
-        );
-        close(
-            &format!("{n} weighted precision"),
-            m.weighted_precision(),
-            c.weighted.precision,
-        );
-        close(
-            &format!("{n} weighted recall"),
-            m.weighted_recall(),
-            c.weighted.recall,
-        );
+        close(&format!("{n} f1_score macro"), m.macro_f1, c.macro_avg.f1_score);
+        close(&format!("{n} weighted precision"), m.weighted_precision(), c.weighted.precision);
+        close(&format!("{n} weighted recall"), m.weighted_recall(), c.weighted.recall);
         close(&format!("{n} weighted f1"), m.weighted_f1, c.weighted.f1);
-        close(
-            &format!("{n} f1_score weighted"),
-            m.weighted_f1,
-            c.weighted.f1_score,
-        );
-        assert_eq!(
-            m.confusion,
-            ConfusionMatrix {
-                n: c.num_classes,
-                counts: c.confusion.clone()
-            },
-            "{n}"
-        );
+        close(&format!("{n} f1_score weighted"), m.weighted_f1, c.weighted.f1_score);
+        assert_eq!(m.confusion, ConfusionMatrix { n: c.num_classes, counts: c.confusion.clone() }, "{n}");
         assert_eq!(m.report(&c.names), c.report, "{n} classification_report");
     }
 }
@@ -137,26 +99,11 @@ fn bad_input_names_the_argument() {
         Err(Error::Invalid { name, msg }) => format!("{name}: {msg}"),
         other => panic!("expected Error::Invalid, got {other:?}"),
     };
-    assert_eq!(
-        invalid(Metrics::compute(&[0, 1], &[0], 2)),
-        "preds: 1 predictions for 2 targets"
-    );
-    assert_eq!(
-        invalid(Metrics::compute(&[], &[], 2)),
-        "targets: no examples to score"
-    );
-    assert_eq!(
-        invalid(Metrics::compute(&[0], &[0], 0)),
-        "num_classes: must be at least 1"
-    );
-    assert_eq!(
-        invalid(Metrics::compute(&[0, 2], &[0, 1], 2)),
-        "targets: label 2 at index 1 is not below num_classes = 2"
-    );
-    assert_eq!(
-        invalid(Metrics::compute(&[0, 1], &[5, 1], 2)),
-        "preds: label 5 at index 0 is not below num_classes = 2"
-    );
+    assert_eq!(invalid(Metrics::compute(&[0, 1], &[0], 2)), "preds: 1 predictions for 2 targets");
+    assert_eq!(invalid(Metrics::compute(&[], &[], 2)), "targets: no examples to score");
+    assert_eq!(invalid(Metrics::compute(&[0], &[0], 0)), "num_classes: must be at least 1");
+    assert_eq!(invalid(Metrics::compute(&[0, 2], &[0, 1], 2)), "targets: label 2 at index 1 is not below num_classes = 2");
+    assert_eq!(invalid(Metrics::compute(&[0, 1], &[5, 1], 2)), "preds: label 5 at index 0 is not below num_classes = 2");
 }
 
 #[test]

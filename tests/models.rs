@@ -41,7 +41,12 @@ fn minilm_last_hidden_state_matches_transformers() {
     let cfg = BertConfig::from_file(dir.join("config.json")).unwrap();
     let vs = nn::VarStore::new(Device::Cpu);
     let model = BertModel::new(&vs.root(), &cfg, true);
-    let map = encoder_bench::models::checkpoint::KeyMap { encoder_prefix: "", strip_prefixes: &["bert."], ignore: &["position_ids"], may_be_missing: &[] };
+    let map = encoder_bench::models::checkpoint::KeyMap {
+        encoder_prefix: "",
+        strip_prefixes: &["bert."],
+        ignore: &["position_ids"],
+        may_be_missing: &[],
+    };
     let weights = read_weights(dir.join("model.safetensors")).unwrap();
     let report = encoder_bench::models::checkpoint::load_into(&vs, weights, &map, &dir).unwrap();
     assert!(report.missing.is_empty() && report.unexpected.is_empty(), "{report}");
@@ -145,7 +150,8 @@ fn shape_mismatch_and_missing_encoder_keys_are_refused() {
     assert!(e.contains("embeddings.LayerNorm.bias") && e.contains("shape mismatch") && e.contains("[3]") && e.contains("[384]"), "{e}");
 
     let weights = read_weights(dir.join("model.safetensors")).unwrap();
-    let named: Vec<(&str, Tensor)> = weights.iter().filter(|(k, _)| !k.contains("layer.5.")).map(|(k, t)| (k.as_str(), t.shallow_clone())).collect();
+    let named: Vec<(&str, Tensor)> =
+        weights.iter().filter(|(k, _)| !k.contains("layer.5.")).map(|(k, t)| (k.as_str(), t.shallow_clone())).collect();
     write_safetensors(&tmp.path().join("model.safetensors"), &named);
     let e = load_classifier(&ModelSource::Dir(tmp.path().into()), Some(LabelMap::numbered(2)), Device::Cpu, 0).unwrap_err().to_string();
     assert!(e.contains("missing") && e.contains("layer.5"), "{e}");
@@ -159,9 +165,17 @@ fn legacy_names_prefixes_and_half_precision_load() {
     let weights = read_weights(dir.join("model.safetensors")).unwrap();
     let renamed: Vec<(String, Tensor)> = weights
         .iter()
-        .map(|(k, t)| (format!("bert.{}", k.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta")), t.to_kind(Kind::Half)))
+        .map(|(k, t)| {
+            (
+                format!("bert.{}", k.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta")),
+                t.to_kind(Kind::Half),
+            )
+        })
         .collect();
-    write_safetensors(&tmp.path().join("model.safetensors"), &renamed.iter().map(|(k, t)| (k.as_str(), t.shallow_clone())).collect::<Vec<_>>());
+    write_safetensors(
+        &tmp.path().join("model.safetensors"),
+        &renamed.iter().map(|(k, t)| (k.as_str(), t.shallow_clone())).collect::<Vec<_>>(),
+    );
     let (model, report) = load_classifier(&ModelSource::Dir(tmp.path().into()), Some(LabelMap::numbered(2)), Device::Cpu, 0).unwrap();
     assert!(report.unexpected.is_empty(), "{report}");
     assert!(report.converted.iter().all(|(_, k)| k == "Half") && !report.converted.is_empty());

@@ -27,7 +27,10 @@ fn cases() -> Vec<(String, usize, Vec<i64>)> {
 fn ids_match_bert_tokenizer_fast() {
     let cases = cases();
     assert!(cases.len() >= 8);
-    for tok in [TextTokenizer::from_file(minilm().join("tokenizer.json")).unwrap(), TextTokenizer::from_vocab(minilm().join("vocab.txt"), true).unwrap()] {
+    for tok in [
+        TextTokenizer::from_file(minilm().join("tokenizer.json")).unwrap(),
+        TextTokenizer::from_vocab(minilm().join("vocab.txt"), true).unwrap(),
+    ] {
         for (text, max_len, expected) in &cases {
             assert_eq!(&tok.encode(text, *max_len).unwrap(), expected, "{text:?} at max_len {max_len} via {}", tok.source().display());
         }
@@ -37,7 +40,9 @@ fn ids_match_bert_tokenizer_fast() {
 #[test]
 fn dataset_encoding_truncates_and_pads_per_batch() {
     let tok = TextTokenizer::from_dir(minilm()).unwrap();
-    let ds = Dataset::new("mem", vec!["a b c d e f g h i j k l".into(), "hi".into(), "ok then".into()], vec![0, 1, 1], LabelMap::numbered(2)).unwrap();
+    let ds =
+        Dataset::new("mem", vec!["a b c d e f g h i j k l".into(), "hi".into(), "ok then".into()], vec![0, 1, 1], LabelMap::numbered(2))
+            .unwrap();
     let enc = tok.encode_dataset(&ds, 8).unwrap();
     assert_eq!(enc.ids.iter().map(Vec::len).collect::<Vec<_>>(), vec![8, 3, 4]);
     assert!(enc.ids.iter().all(|v| v[0] == 101 && *v.last().unwrap() == 102));

@@ -6,6 +6,14 @@ use encoder_bench::train::{OptimizerKind, ProgressMode, Schedule, StopReason, Tr
 use std::path::PathBuf;
 use tch::Device;
 
+/// libtorch's RNG is process-global: runs that must be reproducible cannot
+/// overlap with other training in the same test process.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -35,6 +43,7 @@ fn model(seed: i64) -> Box<dyn TextClassifier> {
 /// accuracy per epoch was 43 / 64 / 64 / 64 / 74%.
 #[test]
 fn fine_tuning_minilm_on_the_wos_sample_learns() {
+    let _guard = serial();
     let split = wos_split();
     let (train, test) = encode(&split, 128);
     let cfg = TrainConfig {
@@ -89,6 +98,7 @@ fn small_data() -> (Encoded, Encoded) {
 
 #[test]
 fn same_seed_same_history_and_resume_matches_uninterrupted() {
+    let _guard = serial();
     let (train, test) = small_data();
     let a = fit(model(1).as_mut(), &train, &test, &small_cfg(None)).unwrap();
     let b = fit(model(1).as_mut(), &train, &test, &small_cfg(None)).unwrap();
@@ -107,6 +117,7 @@ fn same_seed_same_history_and_resume_matches_uninterrupted() {
 
 #[test]
 fn best_checkpoint_reloads_with_the_same_predictions() {
+    let _guard = serial();
     let (train, test) = small_data();
     let dir = tempfile::tempdir().unwrap();
     let cfg = TrainConfig { epochs: 1, ..small_cfg(Some(dir.path().into())) };
@@ -119,12 +130,20 @@ fn best_checkpoint_reloads_with_the_same_predictions() {
 
 #[test]
 fn diverging_loss_stops_with_a_clear_error_and_keeps_the_good_checkpoint() {
+    let _guard = serial();
     let (train, test) = small_data();
     let dir = tempfile::tempdir().unwrap();
     let mut m = model(3);
     fit(m.as_mut(), &train, &test, &TrainConfig { epochs: 1, ..small_cfg(Some(dir.path().into())) }).unwrap();
     let before = std::fs::read(dir.path().join("last/model.safetensors")).unwrap();
-    let cfg = TrainConfig { epochs: 1, learning_rate: 1e38, log_every: 1, warmup_ratio: 0.0, schedule: Schedule::Constant, ..small_cfg(Some(dir.path().into())) };
+    let cfg = TrainConfig {
+        epochs: 1,
+        learning_rate: 1e38,
+        log_every: 1,
+        warmup_ratio: 0.0,
+        schedule: Schedule::Constant,
+        ..small_cfg(Some(dir.path().into()))
+    };
     let e = fit(m.as_mut(), &train, &test, &cfg).unwrap_err().to_string();
     assert!(e.contains("loss became") && e.contains("learning rate"), "{e}");
     assert_eq!(std::fs::read(dir.path().join("last/model.safetensors")).unwrap(), before);
@@ -132,6 +151,7 @@ fn diverging_loss_stops_with_a_clear_error_and_keeps_the_good_checkpoint() {
 
 #[test]
 fn stop_file_ends_training_cleanly_with_history() {
+    let _guard = serial();
     let (train, test) = small_data();
     let dir = tempfile::tempdir().unwrap();
     let stop = dir.path().join("STOP");

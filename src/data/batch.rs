@@ -165,13 +165,7 @@ mod tests {
 
     fn toy(n: usize) -> Encoded {
         let ids: Vec<Vec<i64>> = (0..n).map(|i| (0..(2 + i % 5) as i64).collect()).collect();
-        Encoded {
-            type_ids: ids.iter().map(|v| vec![0; v.len()]).collect(),
-            targets: (0..n as i64).collect(),
-            ids,
-            pad_id: 0,
-            max_len: 8,
-        }
+        Encoded { type_ids: ids.iter().map(|v| vec![0; v.len()]).collect(), targets: (0..n as i64).collect(), ids, pad_id: 0, max_len: 8 }
     }
 
     fn targets(b: &Batch) -> Vec<i64> {

@@ -103,11 +103,7 @@ impl Dataset {
             return Err(crate::Error::data(&source, None, format!("{} texts but {} labels", texts.len(), targets.len())));
         }
         if let Some((i, &t)) = targets.iter().enumerate().find(|&(_, &t)| t >= labels.len()) {
-            return Err(crate::Error::data(
-                &source,
-                Some(i + 1),
-                format!("label {t} out of range: expected 0..{}", labels.len()),
-            ));
+            return Err(crate::Error::data(&source, Some(i + 1), format!("label {t} out of range: expected 0..{}", labels.len())));
         }
         Ok(Dataset { source, texts, targets, labels })
     }

@@ -54,16 +54,10 @@ impl Split {
         if n_train == 0 || n_train >= len {
             return Err(Error::invalid(
                 "n_train",
-                format!(
-                    "{n_train} leaves an empty side: expected 1..{len} for a dataset of {len} texts"
-                ),
+                format!("{n_train} leaves an empty side: expected 1..{len} for a dataset of {len} texts"),
             ));
         }
-        Ok(Split::from_indices(
-            ds,
-            (0..n_train).collect(),
-            (n_train..len).collect(),
-        ))
+        Ok(Split::from_indices(ds, (0..n_train).collect(), (n_train..len).collect()))
     }
 
     /// The seed notebook's "sample" mode: keep the first
@@ -85,10 +79,7 @@ impl Split {
     /// ```
     pub fn sample(ds: &Dataset, fraction: f64, test_fraction: f64) -> Result<Split> {
         if !(fraction > 0.0 && fraction <= 1.0) {
-            return Err(Error::invalid(
-                "fraction",
-                format!("{fraction} is not in (0, 1]"),
-            ));
+            return Err(Error::invalid("fraction", format!("{fraction} is not in (0, 1]")));
         }
         check_fraction("test_fraction", test_fraction)?;
         let kept = (fraction * ds.len() as f64).round() as usize;
@@ -105,11 +96,7 @@ impl Split {
             ));
         }
         let n_train = kept - n_test;
-        Ok(Split::from_indices(
-            ds,
-            (0..n_train).collect(),
-            (n_train..kept).collect(),
-        ))
+        Ok(Split::from_indices(ds, (0..n_train).collect(), (n_train..kept).collect()))
     }
 
     /// A stratified split: within each class the indices are shuffled with
@@ -143,11 +130,7 @@ impl Split {
         let (mut train, mut test) = (Vec::new(), Vec::new());
         for mut idx in by_class.into_values() {
             let count = idx.len();
-            let n_test = if count < 2 {
-                0
-            } else {
-                ((test_fraction * count as f64).round() as usize).clamp(1, count - 1)
-            };
+            let n_test = if count < 2 { 0 } else { ((test_fraction * count as f64).round() as usize).clamp(1, count - 1) };
             shuffle(&mut idx, &mut rng);
             test.extend_from_slice(&idx[..n_test]);
             train.extend_from_slice(&idx[n_test..]);
@@ -169,20 +152,13 @@ impl Split {
     }
 
     fn from_indices(ds: &Dataset, train: Vec<usize>, test: Vec<usize>) -> Split {
-        Split {
-            train: ds.subset(&train),
-            test: ds.subset(&test),
-        }
+        Split { train: ds.subset(&train), test: ds.subset(&test) }
     }
 }
 
 fn check_fraction(name: &str, f: f64) -> Result<()> {
     // Written so that NaN fails too.
-    if f > 0.0 && f < 1.0 {
-        Ok(())
-    } else {
-        Err(Error::invalid(name, format!("{f} is not in (0, 1)")))
-    }
+    if f > 0.0 && f < 1.0 { Ok(()) } else { Err(Error::invalid(name, format!("{f} is not in (0, 1)"))) }
 }
 
 /// Fisher–Yates over raw ChaCha8 output. `rand`'s own shuffle may change its
@@ -218,12 +194,7 @@ mod tests {
     fn first_n_bounds() {
         let d = ds(vec![0, 1, 0, 1], 2);
         assert!(Split::first_n(&d, 0).is_err());
-        assert!(
-            Split::first_n(&d, 4)
-                .unwrap_err()
-                .to_string()
-                .contains("n_train")
-        );
+        assert!(Split::first_n(&d, 4).unwrap_err().to_string().contains("n_train"));
         let s = Split::first_n(&d, 3).unwrap();
         assert_eq!(s.train.texts, ["t0", "t1", "t2"]);
         assert_eq!(s.test.texts, ["t3"]);
@@ -247,21 +218,10 @@ mod tests {
     fn fractions_are_validated() {
         let d = ds(vec![0, 1, 0, 1], 2);
         for f in [0.0, 1.0, -0.5, 1.5, f64::NAN] {
-            assert!(
-                Split::stratified(&d, f, 1)
-                    .unwrap_err()
-                    .to_string()
-                    .contains("test_fraction"),
-                "{f}"
-            );
+            assert!(Split::stratified(&d, f, 1).unwrap_err().to_string().contains("test_fraction"), "{f}");
             assert!(Split::sample(&d, 0.5, f).is_err(), "{f}");
         }
-        assert!(
-            Split::sample(&d, 0.0, 0.5)
-                .unwrap_err()
-                .to_string()
-                .contains("fraction")
-        );
+        assert!(Split::sample(&d, 0.0, 0.5).unwrap_err().to_string().contains("fraction"));
         assert!(Split::sample(&d, 1.01, 0.5).is_err());
     }
 
@@ -272,24 +232,13 @@ mod tests {
         let s = Split::stratified(&d, 0.2, 3).unwrap();
         assert_eq!(s.test.class_counts(), [15, 5, 0]);
         assert_eq!(s.train.class_counts(), [60, 20, 0]);
-        let idx = |x: &Dataset| {
-            x.texts
-                .iter()
-                .map(|t| t[1..].parse::<usize>().unwrap())
-                .collect::<Vec<_>>()
-        };
+        let idx = |x: &Dataset| x.texts.iter().map(|t| t[1..].parse::<usize>().unwrap()).collect::<Vec<_>>();
         assert!(idx(&s.test).is_sorted() && idx(&s.train).is_sorted());
         let mut all = [idx(&s.train), idx(&s.test)].concat();
         all.sort_unstable();
         assert_eq!(all, (0..100).collect::<Vec<_>>());
-        assert_eq!(
-            Split::stratified(&d, 0.2, 3).unwrap().test.texts,
-            s.test.texts
-        );
-        assert_ne!(
-            Split::stratified(&d, 0.2, 4).unwrap().test.texts,
-            s.test.texts
-        );
+        assert_eq!(Split::stratified(&d, 0.2, 3).unwrap().test.texts, s.test.texts);
+        assert_ne!(Split::stratified(&d, 0.2, 4).unwrap().test.texts, s.test.texts);
     }
 
     #[test]

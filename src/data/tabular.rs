@@ -60,32 +60,14 @@ impl Dataset {
             .map_err(|e| Error::data(path, None, format!("cannot read CSV: {e}")))?;
         // polars turns blank lines (a trailing one, typically) into all-null
         // rows; skip them as pandas does instead of failing on "null text".
-        let blank = df.columns().iter().fold(
-            BooleanChunked::full("".into(), true, df.height()),
-            |acc, c| &acc & &c.is_null(),
-        );
-        let rows: Vec<usize> = blank
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| *b != Some(true))
-            .map(|(i, _)| i)
-            .collect();
+        let blank = df.columns().iter().fold(BooleanChunked::full("".into(), true, df.height()), |acc, c| &acc & &c.is_null());
+        let rows: Vec<usize> = blank.iter().enumerate().filter(|(_, b)| *b != Some(true)).map(|(i, _)| i).collect();
         let df = if rows.len() < df.height() {
-            df.filter(&!&blank)
-                .map_err(|e| Error::data(path, None, format!("cannot read CSV: {e}")))?
+            df.filter(&!&blank).map_err(|e| Error::data(path, None, format!("cannot read CSV: {e}")))?
         } else {
             df
         };
-        from_frame(
-            &df,
-            path,
-            text_col,
-            label_col,
-            Origin::Csv {
-                bytes: &bytes,
-                rows: &rows,
-            },
-        )
+        from_frame(&df, path, text_col, label_col, Origin::Csv { bytes: &bytes, rows: &rows })
     }
 
     /// Reads a Parquet file, taking texts from `text_col` (a string column)
@@ -103,11 +85,7 @@ impl Dataset {
     /// println!("{} texts in {} classes", ds.len(), ds.num_classes());
     /// # Ok::<(), encoder_bench::Error>(())
     /// ```
-    pub fn read_parquet(
-        path: impl AsRef<Path>,
-        text_col: &str,
-        label_col: &str,
-    ) -> Result<Dataset> {
+    pub fn read_parquet(path: impl AsRef<Path>, text_col: &str, label_col: &str) -> Result<Dataset> {
         let path = path.as_ref();
         let bytes = read_nonempty(path, "a Parquet file")?;
         let df = ParquetReader::new(Cursor::new(bytes.as_slice()))
@@ -120,22 +98,12 @@ impl Dataset {
 fn read_nonempty(path: &Path, expected: &str) -> Result<Vec<u8>> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(Error::data(
-            path,
-            None,
-            format!("empty file: expected {expected}"),
-        ));
+        return Err(Error::data(path, None, format!("empty file: expected {expected}")));
     }
     Ok(bytes)
 }
 
-fn from_frame(
-    df: &DataFrame,
-    path: &Path,
-    text_col: &str,
-    label_col: &str,
-    origin: Origin,
-) -> Result<Dataset> {
+fn from_frame(df: &DataFrame, path: &Path, text_col: &str, label_col: &str, origin: Origin) -> Result<Dataset> {
     let text = column(df, path, text_col, origin)?;
     let label = column(df, path, label_col, origin)?;
     if df.height() == 0 {
@@ -152,21 +120,10 @@ fn from_frame(
 
 fn column<'a>(df: &'a DataFrame, path: &Path, name: &str, origin: Origin) -> Result<&'a Column> {
     df.column(name).map_err(|_| {
-        let present: Vec<String> = df
-            .get_column_names()
-            .iter()
-            .map(|c| format!("`{c}`"))
-            .collect();
+        let present: Vec<String> = df.get_column_names().iter().map(|c| format!("`{c}`")).collect();
         // For CSV the column names come from the header, line 1.
         let line = matches!(origin, Origin::Csv { .. }).then_some(1);
-        Error::data(
-            path,
-            line,
-            format!(
-                "no column `{name}`; columns present: {}",
-                present.join(", ")
-            ),
-        )
+        Error::data(path, line, format!("no column `{name}`; columns present: {}", present.join(", ")))
     })
 }
 
@@ -183,81 +140,35 @@ fn as_strings(col: &Column) -> Option<Column> {
 }
 
 fn read_texts(col: &Column, path: &Path, name: &str, origin: Origin) -> Result<Vec<String>> {
-    let strings = as_strings(col).ok_or_else(|| {
-        Error::data(
-            path,
-            None,
-            format!(
-                "text column `{name}` has dtype {}, expected strings",
-                col.dtype()
-            ),
-        )
-    })?;
-    let ca = strings
-        .str()
-        .map_err(|e| Error::data(path, None, e.to_string()))?;
+    let strings = as_strings(col)
+        .ok_or_else(|| Error::data(path, None, format!("text column `{name}` has dtype {}, expected strings", col.dtype())))?;
+    let ca = strings.str().map_err(|e| Error::data(path, None, e.to_string()))?;
     ca.iter()
         .enumerate()
         .map(|(row, v)| match v {
-            None => Err(row_error(
-                path,
-                origin,
-                row,
-                format!("null text in column `{name}`"),
-            )),
-            Some(s) if s.trim().is_empty() => Err(row_error(
-                path,
-                origin,
-                row,
-                format!("empty text in column `{name}`"),
-            )),
+            None => Err(row_error(path, origin, row, format!("null text in column `{name}`"))),
+            Some(s) if s.trim().is_empty() => Err(row_error(path, origin, row, format!("empty text in column `{name}`"))),
             Some(s) => Ok(s.to_string()),
         })
         .collect()
 }
 
-fn read_labels(
-    col: &Column,
-    path: &Path,
-    name: &str,
-    origin: Origin,
-) -> Result<(Vec<usize>, LabelMap)> {
+fn read_labels(col: &Column, path: &Path, name: &str, origin: Origin) -> Result<(Vec<usize>, LabelMap)> {
     let dt = col.dtype();
     if dt.is_integer() {
-        let ints = col.strict_cast(&DataType::Int64).map_err(|e| {
-            Error::data(
-                path,
-                None,
-                format!("label column `{name}` ({dt}) does not fit in i64: {e}"),
-            )
-        })?;
-        let ca = ints
-            .i64()
-            .map_err(|e| Error::data(path, None, e.to_string()))?;
-        let values = ca
-            .iter()
-            .enumerate()
-            .map(|(row, v)| v.ok_or(row))
-            .collect::<Vec<_>>();
+        let ints = col
+            .strict_cast(&DataType::Int64)
+            .map_err(|e| Error::data(path, None, format!("label column `{name}` ({dt}) does not fit in i64: {e}")))?;
+        let ca = ints.i64().map_err(|e| Error::data(path, None, e.to_string()))?;
+        let values = ca.iter().enumerate().map(|(row, v)| v.ok_or(row)).collect::<Vec<_>>();
         return integer_labels(values, path, name, origin);
     }
     let Some(strings) = as_strings(col) else {
-        return Err(Error::data(
-            path,
-            None,
-            format!("label column `{name}` has dtype {dt}, expected integers or strings"),
-        ));
+        return Err(Error::data(path, None, format!("label column `{name}` has dtype {dt}, expected integers or strings")));
     };
-    let ca = strings
-        .str()
-        .map_err(|e| Error::data(path, None, e.to_string()))?;
+    let ca = strings.str().map_err(|e| Error::data(path, None, e.to_string()))?;
     if let Some(row) = ca.iter().position(|v| v.is_none()) {
-        return Err(row_error(
-            path,
-            origin,
-            row,
-            format!("null label in column `{name}`"),
-        ));
+        return Err(row_error(path, origin, row, format!("null label in column `{name}`")));
     }
     let names: Vec<&str> = ca.iter().flatten().collect();
     // CSV fields are all read as strings, so integer labels show up here.
@@ -268,57 +179,28 @@ fn read_labels(
         }
     }
     if let Some(row) = names.iter().position(|s| s.trim().is_empty()) {
-        return Err(row_error(
-            path,
-            origin,
-            row,
-            format!("empty label in column `{name}`"),
-        ));
+        return Err(row_error(path, origin, row, format!("empty label in column `{name}`")));
     }
     let distinct: BTreeSet<&str> = names.iter().copied().collect();
     let distinct: Vec<&str> = distinct.into_iter().collect();
-    let targets = names
-        .iter()
-        .map(|n| {
-            distinct
-                .binary_search(n)
-                .expect("name comes from the same column")
-        })
-        .collect();
-    Ok((
-        targets,
-        LabelMap::new(distinct.into_iter().map(String::from).collect()),
-    ))
+    let targets = names.iter().map(|n| distinct.binary_search(n).expect("name comes from the same column")).collect();
+    Ok((targets, LabelMap::new(distinct.into_iter().map(String::from).collect())))
 }
 
 /// Integer labels (`Err(row)` marks a null) → ids and `max + 1` numbered classes.
-fn integer_labels(
-    values: Vec<Result<i64, usize>>,
-    path: &Path,
-    name: &str,
-    origin: Origin,
-) -> Result<(Vec<usize>, LabelMap)> {
+fn integer_labels(values: Vec<Result<i64, usize>>, path: &Path, name: &str, origin: Origin) -> Result<(Vec<usize>, LabelMap)> {
     let mut targets = Vec::with_capacity(values.len());
     for (row, v) in values.into_iter().enumerate() {
-        let v = v.map_err(|row| {
-            row_error(path, origin, row, format!("null label in column `{name}`"))
-        })?;
+        let v = v.map_err(|row| row_error(path, origin, row, format!("null label in column `{name}`")))?;
         if v < 0 {
-            return Err(row_error(
-                path,
-                origin,
-                row,
-                format!("label {v} out of range: integer labels must be >= 0"),
-            ));
+            return Err(row_error(path, origin, row, format!("label {v} out of range: integer labels must be >= 0")));
         }
         if v as u64 >= MAX_CLASSES as u64 {
             return Err(row_error(
                 path,
                 origin,
                 row,
-                format!(
-                    "label {v} out of range: more than {MAX_CLASSES} classes is not supported (is `{name}` the label column?)"
-                ),
+                format!("label {v} out of range: more than {MAX_CLASSES} classes is not supported (is `{name}` the label column?)"),
             ));
         }
         targets.push(v as usize);
@@ -333,11 +215,7 @@ fn row_error(path: &Path, origin: Origin, row: usize, msg: String) -> Error {
     match origin {
         Origin::Csv { bytes, rows } => {
             let row = rows[row];
-            Error::data(
-                path,
-                Some(csv_line_of_row(bytes, row)),
-                format!("data row {}: {msg}", row + 1),
-            )
+            Error::data(path, Some(csv_line_of_row(bytes, row)), format!("data row {}: {msg}", row + 1))
         }
         Origin::Parquet => Error::data(path, None, format!("row {}: {msg}", row + 1)),
     }

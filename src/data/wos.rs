@@ -71,22 +71,14 @@ impl Dataset {
         // bad label is reported where it is, not as a vaguer count mismatch.
         for (i, line) in x_lines.iter().enumerate() {
             if line.trim().is_empty() {
-                return Err(Error::data(
-                    &x_path,
-                    Some(i + 1),
-                    "empty text line: every line of X.txt must hold a document",
-                ));
+                return Err(Error::data(&x_path, Some(i + 1), "empty text line: every line of X.txt must hold a document"));
             }
         }
         let targets = parse_labels(&y_path, &y_lines, level)?;
 
         if x_lines.len() != y_lines.len() {
             // Point at the first line that has no partner, in the shorter file.
-            let (short, n) = if x_lines.len() < y_lines.len() {
-                (&x_path, x_lines.len())
-            } else {
-                (&y_path, y_lines.len())
-            };
+            let (short, n) = if x_lines.len() < y_lines.len() { (&x_path, x_lines.len()) } else { (&y_path, y_lines.len()) };
             return Err(Error::data(
                 short,
                 Some(n + 1),
@@ -101,9 +93,7 @@ impl Dataset {
 
         let labels = match level {
             WosLevel::L1 => LabelMap::wos_level1(),
-            WosLevel::L2 | WosLevel::Leaf => {
-                LabelMap::numbered(targets.iter().max().map_or(0, |m| m + 1))
-            }
+            WosLevel::L2 | WosLevel::Leaf => LabelMap::numbered(targets.iter().max().map_or(0, |m| m + 1)),
         };
         let texts = x_lines.into_iter().map(str::to_string).collect();
         Dataset::new(dir.display().to_string(), texts, targets, labels)
@@ -119,13 +109,10 @@ fn read_required(path: &Path, level: WosLevel) -> Result<Vec<u8>> {
             path,
             None,
             match level {
-                WosLevel::L1 => {
-                    "file not found: a WOS directory needs X.txt and YL1.txt".to_string()
+                WosLevel::L1 => "file not found: a WOS directory needs X.txt and YL1.txt".to_string(),
+                _ => {
+                    format!("file not found: a WOS directory needs X.txt and YL1.txt, plus {} to read {level:?} labels", level.file_name())
                 }
-                _ => format!(
-                    "file not found: a WOS directory needs X.txt and YL1.txt, plus {} to read {level:?} labels",
-                    level.file_name()
-                ),
             },
         )),
         Err(e) => Err(Error::io(path, e)),
@@ -139,19 +126,12 @@ fn split_lines<'a>(path: &Path, bytes: &'a [u8]) -> Result<Vec<&'a str>> {
         Ok(t) => t,
         Err(e) => {
             let at = e.valid_up_to();
-            let line_start = bytes[..at]
-                .iter()
-                .rposition(|&b| b == b'\n')
-                .map_or(0, |p| p + 1);
+            let line_start = bytes[..at].iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
             let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
             return Err(Error::data(
                 path,
                 Some(line),
-                format!(
-                    "invalid UTF-8: byte 0x{:02X} at column {} (the file must be UTF-8 encoded)",
-                    bytes[at],
-                    at - line_start + 1
-                ),
+                format!("invalid UTF-8: byte 0x{:02X} at column {} (the file must be UTF-8 encoded)", bytes[at], at - line_start + 1),
             ));
         }
     };
@@ -159,17 +139,10 @@ fn split_lines<'a>(path: &Path, bytes: &'a [u8]) -> Result<Vec<&'a str>> {
     // first text or make the first label unparsable.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if text.trim().is_empty() {
-        return Err(Error::data(
-            path,
-            None,
-            "empty file: expected one entry per line",
-        ));
+        return Err(Error::data(path, None, "empty file: expected one entry per line"));
     }
     let text = text.strip_suffix('\n').unwrap_or(text);
-    Ok(text
-        .split('\n')
-        .map(|l| l.strip_suffix('\r').unwrap_or(l))
-        .collect())
+    Ok(text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect())
 }
 
 fn parse_labels(path: &Path, lines: &[&str], level: WosLevel) -> Result<Vec<usize>> {
@@ -239,16 +212,8 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         write(d.path(), "X.txt", b"ok\nfine\nbad \xff here\n");
         write(d.path(), "YL1.txt", b"0\n1\n2\n");
-        let e = Dataset::read_wos(d.path(), WosLevel::L1)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("X.txt:3:")
-                && e.contains("UTF-8")
-                && e.contains("0xFF")
-                && e.contains("column 5"),
-            "{e}"
-        );
+        let e = Dataset::read_wos(d.path(), WosLevel::L1).unwrap_err().to_string();
+        assert!(e.contains("X.txt:3:") && e.contains("UTF-8") && e.contains("0xFF") && e.contains("column 5"), "{e}");
     }
 
     #[test]
@@ -256,9 +221,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         write(d.path(), "X.txt", b"a\n");
         write(d.path(), "Y.txt", b"99999999999\n");
-        let e = Dataset::read_wos(d.path(), WosLevel::Leaf)
-            .unwrap_err()
-            .to_string();
+        let e = Dataset::read_wos(d.path(), WosLevel::Leaf).unwrap_err().to_string();
         assert!(e.contains("Y.txt:1:") && e.contains("out of range"), "{e}");
     }
 }

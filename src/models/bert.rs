@@ -22,7 +22,13 @@ impl SelfAttention {
     fn new(p: &nn::Path, d: &EncoderDims) -> Self {
         let h = d.hidden_size;
         let lin = |name| nn::linear(p / name, h, h, Default::default());
-        SelfAttention { query: lin("query"), key: lin("key"), value: lin("value"), heads: d.num_attention_heads, dropout: d.attention_probs_dropout_prob }
+        SelfAttention {
+            query: lin("query"),
+            key: lin("key"),
+            value: lin("value"),
+            heads: d.num_attention_heads,
+            dropout: d.attention_probs_dropout_prob,
+        }
     }
 
     /// `mask`: bool `[batch, 1, 1, seq]`, true where a token may be attended to.

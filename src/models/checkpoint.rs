@@ -197,8 +197,12 @@ pub fn load_into(vs: &nn::VarStore, weights: Vec<(String, Tensor)>, map: &KeyMap
         }
         let (sk, vk) = (src.kind(), var.kind());
         if sk != vk {
-            if !(sk.is_floating_point() && vk.is_floating_point()) {
-                return Err(Error::weights(source, Some(&key), format!("dtype mismatch: file has {sk:?}, model variable `{name}` expects {vk:?}")));
+            if !(is_float(sk) && is_float(vk)) {
+                return Err(Error::weights(
+                    source,
+                    Some(&key),
+                    format!("dtype mismatch: file has {sk:?}, model variable `{name}` expects {vk:?}"),
+                ));
             }
             report.converted.push((key.clone(), format!("{sk:?}")));
         }
@@ -223,12 +227,6 @@ pub fn load_into(vs: &nn::VarStore, weights: Vec<(String, Tensor)>, map: &KeyMap
     Ok(report)
 }
 
-trait KindExt {
-    fn is_floating_point(self) -> bool;
-}
-
-impl KindExt for Kind {
-    fn is_floating_point(self) -> bool {
-        matches!(self, Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16)
-    }
+fn is_float(kind: Kind) -> bool {
+    matches!(kind, Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16)
 }

@@ -257,8 +257,8 @@ const IGNORED_KEYS: &[&str] = &[
     "generator_predictions.", // ElectraForMaskedLM's MLM head
     "generator_lm_head.",
     "discriminator_predictions.", // ElectraForPreTraining's head
-    "cls.",                   // BertForPreTraining / BertForMaskedLM heads
-    "pooler.",                // we classify from [CLS], not the pooler
+    "cls.",                       // BertForPreTraining / BertForMaskedLM heads
+    "pooler.",                    // we classify from [CLS], not the pooler
 ];
 
 /// Loads a classifier from `source`: the encoder's weights from the file
@@ -276,7 +276,12 @@ const IGNORED_KEYS: &[&str] = &[
 /// println!("{report}");
 /// # Ok::<(), encoder_bench::Error>(())
 /// ```
-pub fn load_classifier(source: &ModelSource, labels: Option<LabelMap>, device: Device, seed: i64) -> Result<(Box<dyn TextClassifier>, LoadReport)> {
+pub fn load_classifier(
+    source: &ModelSource,
+    labels: Option<LabelMap>,
+    device: Device,
+    seed: i64,
+) -> Result<(Box<dyn TextClassifier>, LoadReport)> {
     let files = source.resolve()?;
     let config = ModelConfig::from_file(&files.config)?;
     let labels = match labels {
@@ -290,7 +295,8 @@ pub fn load_classifier(source: &ModelSource, labels: Option<LabelMap>, device: D
     let mut model = build(&config, labels);
     let weights = read_weights(&files.weights)?;
     let family = config.family();
-    let map = KeyMap { encoder_prefix: family, strip_prefixes: &["bert.", "electra."], ignore: IGNORED_KEYS, may_be_missing: &["classifier."] };
+    let map =
+        KeyMap { encoder_prefix: family, strip_prefixes: &["bert.", "electra."], ignore: IGNORED_KEYS, may_be_missing: &["classifier."] };
     let report = load_into(model.var_store(), weights, &map, &files.weights)?;
     model.var_store_mut().set_device(device);
     Ok((model, report))
@@ -304,7 +310,11 @@ fn read_labels(config: &Path) -> Result<LabelMap> {
         .ok_or_else(|| Error::config(config, "id2label", "missing: pass the labels explicitly for a model without a classifier"))?;
     let mut names = vec![String::new(); id2label.len()];
     for (k, name) in id2label {
-        let i: usize = k.parse().ok().filter(|&i| i < names.len()).ok_or_else(|| Error::config(config, "id2label", format!("key `{k}` is not an id in 0..{}", names.len())))?;
+        let i: usize = k
+            .parse()
+            .ok()
+            .filter(|&i| i < names.len())
+            .ok_or_else(|| Error::config(config, "id2label", format!("key `{k}` is not an id in 0..{}", names.len())))?;
         names[i] = name.as_str().unwrap_or_default().to_string();
     }
     Ok(LabelMap::new(names))
@@ -326,7 +336,8 @@ pub fn save_classifier(model: &dyn TextClassifier, dir: impl AsRef<Path>, tokeni
     let names = model.labels().names();
     cfg["architectures"] = serde_json::json!(["EncoderBenchClassifier"]);
     cfg["num_labels"] = serde_json::json!(names.len());
-    cfg["id2label"] = names.iter().enumerate().map(|(i, n)| (i.to_string(), serde_json::json!(n))).collect::<serde_json::Map<_, _>>().into();
+    cfg["id2label"] =
+        names.iter().enumerate().map(|(i, n)| (i.to_string(), serde_json::json!(n))).collect::<serde_json::Map<_, _>>().into();
     cfg["label2id"] = names.iter().enumerate().map(|(i, n)| (n.clone(), serde_json::json!(i))).collect::<serde_json::Map<_, _>>().into();
     let text = serde_json::to_string_pretty(&cfg).map_err(|e| Error::invalid("config", e.to_string()))?;
     crate::error::write_atomic(dir.join("config.json"), text.as_bytes())?;

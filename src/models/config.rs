@@ -115,23 +115,57 @@ pub struct ElectraConfig {
 /// HF's defaults (transformers 5.x `BertConfig` / `ElectraConfig`).
 mod d {
     use super::Activation;
-    pub fn vocab_size() -> i64 { 30522 }
-    pub fn bert_hidden() -> i64 { 768 }
-    pub fn bert_layers() -> i64 { 12 }
-    pub fn bert_heads() -> i64 { 12 }
-    pub fn bert_intermediate() -> i64 { 3072 }
-    pub fn electra_embedding() -> i64 { 128 }
-    pub fn electra_hidden() -> i64 { 256 }
-    pub fn electra_heads() -> i64 { 4 }
-    pub fn electra_intermediate() -> i64 { 1024 }
-    pub fn act() -> Activation { Activation::Gelu }
-    pub fn dropout() -> f64 { 0.1 }
-    pub fn max_pos() -> i64 { 512 }
-    pub fn type_vocab() -> i64 { 2 }
-    pub fn eps() -> f64 { 1e-12 }
-    pub fn pos_type() -> String { "absolute".into() }
-    pub fn bert_type() -> String { "bert".into() }
-    pub fn electra_type() -> String { "electra".into() }
+    pub fn vocab_size() -> i64 {
+        30522
+    }
+    pub fn bert_hidden() -> i64 {
+        768
+    }
+    pub fn bert_layers() -> i64 {
+        12
+    }
+    pub fn bert_heads() -> i64 {
+        12
+    }
+    pub fn bert_intermediate() -> i64 {
+        3072
+    }
+    pub fn electra_embedding() -> i64 {
+        128
+    }
+    pub fn electra_hidden() -> i64 {
+        256
+    }
+    pub fn electra_heads() -> i64 {
+        4
+    }
+    pub fn electra_intermediate() -> i64 {
+        1024
+    }
+    pub fn act() -> Activation {
+        Activation::Gelu
+    }
+    pub fn dropout() -> f64 {
+        0.1
+    }
+    pub fn max_pos() -> i64 {
+        512
+    }
+    pub fn type_vocab() -> i64 {
+        2
+    }
+    pub fn eps() -> f64 {
+        1e-12
+    }
+    pub fn pos_type() -> String {
+        "absolute".into()
+    }
+    pub fn bert_type() -> String {
+        "bert".into()
+    }
+    pub fn electra_type() -> String {
+        "electra".into()
+    }
 }
 
 /// The encoder-stack part of a config, common to both families.

@@ -24,6 +24,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
+use std::rc::Rc;
 use tch::{Device, Kind, Tensor};
 
 /// `0x1950a86a20f9469cfc6c`, the legacy format's magic number, as pickle's
@@ -38,6 +39,9 @@ const MAX_STACK: usize = 1 << 22;
 const MAX_MARKS: usize = 1 << 12;
 const MAX_DIMS: usize = 64;
 const MAX_LINE: usize = 4096;
+/// torch's storage keys are short numbers; a long one would make every
+/// reference to it cost a hash of its length.
+const MAX_STORAGE_KEY: usize = 256;
 /// Deflate cannot expand data by more than about 1032:1, so a larger claimed
 /// size is a lie that must not drive an allocation.
 const DEFLATE_MAX_RATIO: u64 = 1032;
@@ -86,11 +90,7 @@ pub fn read_torch_state_dict(path: &Path) -> Result<Vec<(String, Tensor)>> {
 /// Never panics on malformed input; every failure is an [`Error::Weights`]
 /// naming `name`.
 pub fn read_torch_state_dict_bytes(name: &Path, bytes: &[u8]) -> Result<Vec<(String, Tensor)>> {
-    if looks_like_zip(bytes) {
-        read_zip(name, std::io::Cursor::new(bytes), bytes.len() as u64)
-    } else {
-        read_legacy(name, bytes)
-    }
+    if looks_like_zip(bytes) { read_zip(name, std::io::Cursor::new(bytes), bytes.len() as u64) } else { read_legacy(name, bytes) }
 }
 
 fn looks_like_zip(head: &[u8]) -> bool {
@@ -161,11 +161,11 @@ fn refused_global(module: &str, name: &str) -> String {
 
 /// Keeps names from a hostile file short and printable in messages.
 fn shorten(s: &str) -> String {
-    let escaped: String = s.escape_debug().collect();
-    match escaped.char_indices().nth(120) {
-        Some((i, _)) => format!("{}…", &escaped[..i]),
-        None => escaped,
+    let mut out: String = s.chars().take(120).flat_map(char::escape_debug).collect();
+    if s.chars().nth(120).is_some() {
+        out.push('…');
     }
+    out
 }
 
 /// A pickle value. Containers live in the [`Heap`] and are referred to by
@@ -182,7 +182,8 @@ enum Value {
 
 #[derive(Debug)]
 enum Obj {
-    Str(String),
+    /// Interned: equal strings are one object, so dict keys compare by index.
+    Str(Rc<str>),
     Bytes(Vec<u8>),
     /// An integer that does not fit in i64, as minimal little-endian two's complement.
     BigInt(Vec<u8>),
@@ -213,16 +214,15 @@ impl Dict {
     }
 }
 
-/// Hashable form of a dict key; objects without value equality (tuples,
-/// lists, ...) compare by identity, which is all state dicts need.
+/// Hashable form of a dict key. Strings are interned, so their identity is
+/// their value and a key never needs re-hashing; other objects (tuples,
+/// bytes, ...) compare by identity, which is all state dicts need.
 #[derive(Debug, PartialEq, Eq, Hash)]
 enum DictKey {
     None,
     Bool(bool),
     Int(i64),
     Float(u64),
-    Str(String),
-    Bytes(Vec<u8>),
     Identity(usize),
 }
 
@@ -246,9 +246,20 @@ struct TensorSpec {
 #[derive(Debug, Default)]
 struct Heap {
     objs: Vec<Obj>,
+    strings: HashMap<Rc<str>, usize>,
 }
 
 impl Heap {
+    fn alloc_str(&mut self, s: &str) -> Value {
+        if let Some(&i) = self.strings.get(s) {
+            return Value::Obj(i);
+        }
+        let s: Rc<str> = Rc::from(s);
+        self.objs.push(Obj::Str(s.clone()));
+        self.strings.insert(s, self.objs.len() - 1);
+        Value::Obj(self.objs.len() - 1)
+    }
+
     fn alloc(&mut self, obj: Obj) -> Value {
         self.objs.push(obj);
         Value::Obj(self.objs.len() - 1)
@@ -279,23 +290,24 @@ impl Heap {
         matches!(self.get(v), Some(Obj::Tensor(_)))
     }
 
+    /// What `v` is, with an article, for messages ("an int", "a dict").
     fn type_name(&self, v: Value) -> &'static str {
         match v {
             Value::None => "None",
-            Value::Bool(_) => "bool",
-            Value::Int(_) => "int",
-            Value::Float(_) => "float",
+            Value::Bool(_) => "a bool",
+            Value::Int(_) => "an int",
+            Value::Float(_) => "a float",
             Value::Obj(_) => match self.get(v) {
-                Some(Obj::Str(_)) => "str",
-                Some(Obj::Bytes(_)) => "bytes",
-                Some(Obj::BigInt(_)) => "int",
-                Some(Obj::Tuple(_)) => "tuple",
-                Some(Obj::List(_)) => "list",
-                Some(Obj::Dict(_)) => "dict",
-                Some(Obj::Global(_)) => "global",
-                Some(Obj::Storage(_)) => "storage",
-                Some(Obj::Tensor(_)) => "tensor",
-                None => "invalid reference",
+                Some(Obj::Str(_)) => "a str",
+                Some(Obj::Bytes(_)) => "a bytes",
+                Some(Obj::BigInt(_)) => "an int",
+                Some(Obj::Tuple(_)) => "a tuple",
+                Some(Obj::List(_)) => "a list",
+                Some(Obj::Dict(_)) => "a dict",
+                Some(Obj::Global(_)) => "a global",
+                Some(Obj::Storage(_)) => "a storage",
+                Some(Obj::Tensor(_)) => "a tensor",
+                None => "an invalid reference",
             },
         }
     }
@@ -307,8 +319,6 @@ impl Heap {
             Value::Int(i) => DictKey::Int(i),
             Value::Float(f) => DictKey::Float(f.to_bits()),
             Value::Obj(i) => match self.objs.get(i) {
-                Some(Obj::Str(s)) => DictKey::Str(s.clone()),
-                Some(Obj::Bytes(b)) | Some(Obj::BigInt(b)) => DictKey::Bytes(b.clone()),
                 _ => DictKey::Identity(i),
             },
         }
@@ -367,15 +377,7 @@ struct Machine<'a, 's> {
 
 /// Runs the pickle starting at `data[start]` up to its STOP opcode.
 fn unpickle(data: &[u8], start: usize, storages: &mut Storages) -> std::result::Result<Unpickled, PickleError> {
-    let mut m = Machine {
-        data,
-        pos: start,
-        stack: Vec::new(),
-        marks: Vec::new(),
-        memo: HashMap::new(),
-        heap: Heap::default(),
-        storages,
-    };
+    let mut m = Machine { data, pos: start, stack: Vec::new(), marks: Vec::new(), memo: HashMap::new(), heap: Heap::default(), storages };
     loop {
         let at = m.pos;
         let Some(&op) = data.get(at) else {
@@ -384,18 +386,16 @@ fn unpickle(data: &[u8], start: usize, storages: &mut Storages) -> std::result::
         m.pos += 1;
         match m.step(op) {
             Ok(None) => {}
-            Ok(Some(value)) => return Ok(Unpickled { heap: m.heap, value, end: m.pos }),
+            Ok(Some(value)) => {
+                return Ok(Unpickled { heap: m.heap, value, end: m.pos });
+            }
             Err(msg) => return Err(PickleError { at, msg }),
         }
     }
 }
 
 fn op_name(op: u8) -> String {
-    if op.is_ascii_graphic() {
-        format!("0x{op:02x} (`{}`)", op as char)
-    } else {
-        format!("0x{op:02x}")
-    }
+    if op.is_ascii_graphic() { format!("0x{op:02x} (`{}`)", op as char) } else { format!("0x{op:02x}") }
 }
 
 impl<'a> Machine<'a, '_> {
@@ -482,13 +482,17 @@ impl<'a> Machine<'a, '_> {
 
     fn push_str(&mut self, bytes: &[u8], what: &str) -> Step<()> {
         let s = std::str::from_utf8(bytes).map_err(|_| format!("{what}: invalid UTF-8"))?;
-        self.alloc_push(Obj::Str(s.to_string()))
+        let v = self.heap.alloc_str(s);
+        self.push(v)
     }
 
     /// Python 2 `str`: text if it decodes, bytes otherwise.
     fn push_py2_str(&mut self, bytes: &[u8]) -> Step<()> {
         match std::str::from_utf8(bytes) {
-            Ok(s) => self.alloc_push(Obj::Str(s.to_string())),
+            Ok(s) => {
+                let v = self.heap.alloc_str(s);
+                self.push(v)
+            }
             Err(_) => self.alloc_push(Obj::Bytes(bytes.to_vec())),
         }
     }
@@ -505,10 +509,7 @@ impl<'a> Machine<'a, '_> {
     }
 
     fn text_index(line: &[u8], what: &str) -> Step<u32> {
-        std::str::from_utf8(line)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .ok_or_else(|| format!("{what}: bad memo index"))
+        std::str::from_utf8(line).ok().and_then(|s| s.trim().parse().ok()).ok_or_else(|| format!("{what}: bad memo index"))
     }
 
     /// Executes one opcode; returns the result on STOP.
@@ -707,9 +708,10 @@ impl<'a> Machine<'a, '_> {
                 self.memo_get(Self::text_index(line, "GET")?)?;
             }
             b'c' => {
-                let module = String::from_utf8_lossy(self.line("GLOBAL")?).into_owned();
-                let name = String::from_utf8_lossy(self.line("GLOBAL")?).into_owned();
-                self.global(&module, &name)?;
+                let module = String::from_utf8_lossy(self.line("GLOBAL")?);
+                let name = String::from_utf8_lossy(self.line("GLOBAL")?);
+                let g = resolve_global(&module, &name).ok_or_else(|| refused_global(&module, &name))?;
+                self.alloc_push(Obj::Global(g))?;
             }
             0x93 => {
                 let name = self.pop()?;
@@ -717,8 +719,8 @@ impl<'a> Machine<'a, '_> {
                 let (Some(module), Some(name)) = (self.heap.str(module), self.heap.str(name)) else {
                     return Err("STACK_GLOBAL needs two strings".into());
                 };
-                let (module, name) = (module.to_string(), name.to_string());
-                self.global(&module, &name)?;
+                let g = resolve_global(module, name).ok_or_else(|| refused_global(module, name))?;
+                self.alloc_push(Obj::Global(g))?;
             }
             b'R' => {
                 let args = self.pop()?;
@@ -733,7 +735,7 @@ impl<'a> Machine<'a, '_> {
                 // about the tensors, and applying it would mean calling
                 // `__setstate__`, so it is dropped.
                 if !matches!(self.heap.get(target), Some(Obj::Dict(_)) | Some(Obj::Tensor(_))) {
-                    return Err(format!("BUILD on a {} is not supported", self.heap.type_name(target)));
+                    return Err(format!("BUILD on {} is not supported", self.heap.type_name(target)));
                 }
             }
             b'Q' => {
@@ -742,10 +744,7 @@ impl<'a> Machine<'a, '_> {
                 self.push(v)?;
             }
             0x81 | 0x92 | b'i' | b'o' => {
-                return Err(format!(
-                    "opcode {} creates arbitrary objects and is not allowed in a state dict",
-                    op_name(op)
-                ));
+                return Err(format!("opcode {} creates arbitrary objects and is not allowed in a state dict", op_name(op)));
             }
             _ => return Err(format!("unsupported pickle opcode {}", op_name(op))),
         }
@@ -759,13 +758,6 @@ impl<'a> Machine<'a, '_> {
         }
     }
 
-    fn global(&mut self, module: &str, name: &str) -> Step<()> {
-        match resolve_global(module, name) {
-            Some(g) => self.alloc_push(Obj::Global(g)),
-            None => Err(refused_global(module, name)),
-        }
-    }
-
     fn extend_list(&mut self, items: Vec<Value>) -> Step<()> {
         let target = self.top()?;
         let kind = self.heap.type_name(target);
@@ -775,22 +767,22 @@ impl<'a> Machine<'a, '_> {
                     list.extend(items);
                     Ok(())
                 }
-                _ => Err(format!("APPEND to a {kind}, not a list")),
+                _ => Err(format!("APPEND to {kind}, not a list")),
             },
-            _ => Err(format!("APPEND to a {kind}, not a list")),
+            _ => Err(format!("APPEND to {kind}, not a list")),
         }
     }
 
     fn set_items(&mut self, target: Value, items: Vec<Value>) -> Step<()> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return Err("SETITEMS with an odd number of keys and values".into());
         }
         let kind = self.heap.type_name(target);
         let Value::Obj(idx) = target else {
-            return Err(format!("SETITEM on a {kind}, not a dict"));
+            return Err(format!("SETITEM on {kind}, not a dict"));
         };
         if !matches!(self.heap.objs.get(idx), Some(Obj::Dict(_))) {
-            return Err(format!("SETITEM on a {kind}, not a dict"));
+            return Err(format!("SETITEM on {kind}, not a dict"));
         }
         for pair in items.chunks_exact(2) {
             let dk = self.heap.dict_key(pair[0]);
@@ -814,10 +806,7 @@ impl<'a> Machine<'a, '_> {
     }
 
     fn int_seq(&self, v: Value, what: &str) -> Step<Vec<i64>> {
-        let items = self
-            .heap
-            .seq(v)
-            .ok_or_else(|| format!("{what}: expected a tuple, found {}", self.heap.type_name(v)))?;
+        let items = self.heap.seq(v).ok_or_else(|| format!("{what}: expected a tuple, found {}", self.heap.type_name(v)))?;
         if items.len() > MAX_DIMS {
             return Err(format!("{what}: {} dimensions, at most {MAX_DIMS} supported", items.len()));
         }
@@ -827,49 +816,36 @@ impl<'a> Machine<'a, '_> {
     /// REDUCE: only the known constructors, evaluated here.
     fn reduce(&mut self, callable: Value, args: Value) -> Step<Value> {
         let Some(Obj::Global(g)) = self.heap.get(callable) else {
-            return Err(format!(
-                "REDUCE can only call allowed torch functions, not a {}",
-                self.heap.type_name(callable)
-            ));
+            return Err(format!("REDUCE can only call allowed torch functions, not {}", self.heap.type_name(callable)));
         };
         let g = *g;
         let Some(Obj::Tuple(args)) = self.heap.get(args) else {
             return Err(format!("REDUCE arguments must be a tuple, found {}", self.heap.type_name(args)));
         };
+        // Check the arity before copying, so a huge memoized tuple costs nothing.
+        let arity_ok = match g {
+            Global::OrderedDict => args.is_empty(),
+            Global::RebuildTensorV2 => args.len() == 6 || args.len() == 7,
+            Global::RebuildTensor => args.len() == 4,
+            Global::RebuildParameter => args.len() == 3,
+            Global::RebuildParameterWithState => args.len() == 4,
+            Global::Storage(d) => return Err(format!("calling `torch.{}` is not allowed", d.class)),
+        };
+        if !arity_ok {
+            // torch pickles an OrderedDict as `OrderedDict()` plus SETITEMS;
+            // building one from a (possibly memoized, huge) list would let a
+            // few bytes of input allocate without bound.
+            return Err(format!("{g:?} called with {} arguments, which torch never writes", args.len()));
+        }
         let args = args.clone();
         match g {
-            Global::OrderedDict => {
-                let d = self.heap.alloc(Obj::Dict(Dict::default()));
-                match args.as_slice() {
-                    [] => {}
-                    [items] => {
-                        let pairs = self.heap.seq(*items).ok_or("OrderedDict() argument must be a list of pairs")?;
-                        let mut flat = Vec::with_capacity(pairs.len().saturating_mul(2));
-                        for &p in pairs {
-                            match self.heap.seq(p) {
-                                Some(&[k, v]) => flat.extend([k, v]),
-                                _ => return Err("OrderedDict() argument must be a list of pairs".into()),
-                            }
-                        }
-                        self.set_items(d, flat)?;
-                    }
-                    _ => return Err("OrderedDict() takes at most one argument".into()),
-                }
-                Ok(d)
-            }
-            Global::RebuildTensorV2 if args.len() == 6 || args.len() == 7 => self.rebuild_tensor(&args),
-            Global::RebuildTensor if args.len() == 4 => self.rebuild_tensor(&args),
-            Global::RebuildTensorV2 | Global::RebuildTensor => {
-                Err(format!("_rebuild_tensor called with {} arguments", args.len()))
-            }
-            Global::RebuildParameter | Global::RebuildParameterWithState => {
-                let expected = if g == Global::RebuildParameter { 3 } else { 4 };
-                match args.first() {
-                    Some(&t) if args.len() == expected && self.heap.is_tensor(t) => Ok(t),
-                    _ => Err("_rebuild_parameter expects (tensor, requires_grad, hooks[, state])".into()),
-                }
-            }
-            Global::Storage(d) => Err(format!("calling `torch.{}` is not allowed", d.class)),
+            Global::OrderedDict => Ok(self.heap.alloc(Obj::Dict(Dict::default()))),
+            Global::RebuildTensorV2 | Global::RebuildTensor => self.rebuild_tensor(&args),
+            Global::RebuildParameter | Global::RebuildParameterWithState => match args[0] {
+                t if self.heap.is_tensor(t) => Ok(t),
+                t => Err(format!("_rebuild_parameter expects a tensor, found {}", self.heap.type_name(t))),
+            },
+            Global::Storage(_) => unreachable!("refused above"),
         }
     }
 
@@ -877,10 +853,7 @@ impl<'a> Machine<'a, '_> {
         let storage = match self.heap.get(args[0]) {
             Some(Obj::Storage(s)) => s.clone(),
             _ => {
-                return Err(format!(
-                    "_rebuild_tensor: expected a storage, found {}",
-                    self.heap.type_name(args[0])
-                ));
+                return Err(format!("_rebuild_tensor: expected a storage, found {}", self.heap.type_name(args[0])));
             }
         };
         let offset = self.int(args[1], "tensor storage offset")?;
@@ -896,23 +869,22 @@ impl<'a> Machine<'a, '_> {
     fn persistent_load(&mut self, pid: Value) -> Step<Value> {
         const SHAPE: &str = "expected ('storage', type, key, location, size[, view])";
         let Some(Obj::Tuple(items)) = self.heap.get(pid) else {
-            return Err(format!("persistent id: {SHAPE}, found a {}", self.heap.type_name(pid)));
+            return Err(format!("persistent id: {SHAPE}, found {}", self.heap.type_name(pid)));
         };
         let items = items.clone();
         if !(items.len() == 5 || items.len() == 6) || self.heap.str(items[0]) != Some("storage") {
             return Err(format!("persistent id: {SHAPE}"));
         }
         let Some(Obj::Global(Global::Storage(dtype))) = self.heap.get(items[1]) else {
-            return Err(format!(
-                "persistent id: the storage type must be a torch storage class, found {}",
-                self.heap.type_name(items[1])
-            ));
+            return Err(format!("persistent id: the storage type must be a torch storage class, found {}", self.heap.type_name(items[1])));
         };
         let dtype = *dtype;
         let key = match (items[2], self.heap.str(items[2])) {
             (_, Some(s)) => s.to_string(),
             (Value::Int(i), None) => i.to_string(),
-            _ => return Err(format!("persistent id: the storage key must be a str, found {}", self.heap.type_name(items[2]))),
+            _ => {
+                return Err(format!("persistent id: the storage key must be a str, found {}", self.heap.type_name(items[2])));
+            }
         };
         let numel = self.non_negative(items[4], "persistent id: storage size")?;
         match self.storages.by_key.get(&key) {
@@ -937,10 +909,7 @@ impl<'a> Machine<'a, '_> {
                     let off = self.non_negative(off, "storage view offset")?;
                     let n = self.non_negative(n, "storage view size")?;
                     if off.checked_add(n).is_none_or(|end| end > numel) {
-                        return Err(format!(
-                            "storage view [{off}, +{n}) exceeds storage `{}` of {numel} elements",
-                            shorten(&key)
-                        ));
+                        return Err(format!("storage view [{off}, +{n}) exceeds storage `{}` of {numel} elements", shorten(&key)));
                     }
                     (off, n)
                 }
@@ -981,7 +950,7 @@ fn parse_text_int(line: &[u8]) -> Option<i64> {
 /// The (key, tensor object) pairs of the state dict, in file order.
 fn state_dict_entries(heap: &Heap, root: Value) -> Step<Vec<(String, usize)>> {
     let Some(top) = heap.dict(root) else {
-        return Err(format!("expected a dict of tensors at the top level, found a {}", heap.type_name(root)));
+        return Err(format!("expected a dict of tensors at the top level, found {}", heap.type_name(root)));
     };
     let direct = tensor_entries(heap, top)?;
     if !direct.is_empty() || top.entries.is_empty() {
@@ -1017,9 +986,7 @@ fn tensor_entries(heap: &Heap, dict: &Dict) -> Step<Vec<(String, usize)>> {
         if let Value::Obj(i) = v
             && heap.is_tensor(v)
         {
-            let key = heap
-                .str(k)
-                .ok_or_else(|| format!("a tensor is stored under a {} key; expected str names", heap.type_name(k)))?;
+            let key = heap.str(k).ok_or_else(|| format!("a tensor is stored under {} key; expected str names", heap.type_name(k)))?;
             out.push((key.to_string(), i));
         }
     }
@@ -1083,16 +1050,12 @@ impl Builder<'_, '_> {
         let TensorSpec { storage, offset, size, stride } = spec;
         let key = shorten(&storage.key);
         let kind = storage.dtype.kind;
-        let &(_, root_numel) =
-            self.storages.by_key.get(&storage.key).ok_or_else(|| format!("storage `{key}` was never declared"))?;
+        let &(_, root_numel) = self.storages.by_key.get(&storage.key).ok_or_else(|| format!("storage `{key}` was never declared"))?;
         let offset = u64::try_from(*offset).map_err(|_| format!("negative storage offset {offset}"))?;
         if size.iter().any(|&s| s < 0) || stride.iter().any(|&s| s < 0) {
             return Err(format!("negative size {size:?} or stride {stride:?}"));
         }
-        let numel = size
-            .iter()
-            .try_fold(1u64, |acc, &s| acc.checked_mul(s as u64))
-            .ok_or_else(|| format!("size {size:?} overflows"))?;
+        let numel = size.iter().try_fold(1u64, |acc, &s| acc.checked_mul(s as u64)).ok_or_else(|| format!("size {size:?} overflows"))?;
         if numel == 0 {
             return Tensor::f_zeros(size.as_slice(), (kind, Device::Cpu)).map_err(torch_err("cannot create empty tensor"));
         }
@@ -1117,15 +1080,11 @@ impl Builder<'_, '_> {
         }
         let nbytes = numel.saturating_mul(storage.dtype.size as u64);
         if nbytes > self.copy_budget {
-            return Err(format!(
-                "tensor views of this file would need more than {} bytes of copies; refusing",
-                self.copy_budget
-            ));
+            return Err(format!("tensor views of this file would need more than {} bytes of copies; refusing", self.copy_budget));
         }
         self.copy_budget -= nbytes;
         let start = i64::try_from(start).map_err(|_| "storage offset overflows")?;
-        let view =
-            whole.f_as_strided(size.as_slice(), stride.as_slice(), start).map_err(torch_err("cannot view storage"))?;
+        let view = whole.f_as_strided(size.as_slice(), stride.as_slice(), start).map_err(torch_err("cannot view storage"))?;
         // A fresh tensor, so that a small slice does not keep a large
         // storage alive and the result is always contiguous.
         let mut out = Tensor::f_empty(size.as_slice(), (kind, Device::Cpu)).map_err(torch_err("cannot allocate tensor"))?;
@@ -1137,9 +1096,8 @@ impl Builder<'_, '_> {
         if let Some(t) = self.storage_tensors.get(key) {
             return Ok(t.shallow_clone());
         }
-        let nbytes = numel
-            .checked_mul(dtype.size as u64)
-            .ok_or_else(|| format!("storage `{}` of {numel} elements overflows", shorten(key)))?;
+        let nbytes =
+            numel.checked_mul(dtype.size as u64).ok_or_else(|| format!("storage `{}` of {numel} elements overflows", shorten(key)))?;
         let bytes = self.source.read(key, nbytes)?;
         // `from_data_size` trusts the length; never let it read past the buffer.
         if bytes.len() as u64 != nbytes {
@@ -1201,7 +1159,9 @@ impl<'a, R: Read + Seek> StorageSource<'a> for ZipStorages<R> {
 
 fn zip_entry_error(name: &str, e: zip::result::ZipError) -> String {
     match e {
-        zip::result::ZipError::FileNotFound => format!("the zip archive has no `{}`", shorten(name)),
+        zip::result::ZipError::FileNotFound => {
+            format!("the zip archive has no `{}`", shorten(name))
+        }
         e => format!("cannot open `{}` in the zip archive: {e}", shorten(name)),
     }
 }
@@ -1216,22 +1176,20 @@ fn read_zip_entry<R: Read + Seek>(zip: &mut zip::ZipArchive<R>, name: &str, inpu
         _ => entry.compressed_size().min(input_len).saturating_mul(DEFLATE_MAX_RATIO).saturating_add(64),
     };
     if size > bound {
-        return Err(format!(
-            "corrupt zip: `{}` claims {size} bytes, more than the archive can hold",
-            shorten(name)
-        ));
+        return Err(format!("corrupt zip: `{}` claims {size} bytes, more than the archive can hold", shorten(name)));
     }
     let cap = usize::try_from(size).map_err(|_| format!("`{}` is too large", shorten(name)))?;
     let mut buf = Vec::with_capacity(cap);
-    (&mut entry)
-        .take(size)
-        .read_to_end(&mut buf)
-        .map_err(|e| format!("cannot read `{}` from the zip archive: {e}", shorten(name)))?;
+    (&mut entry).take(size).read_to_end(&mut buf).map_err(|e| format!("cannot read `{}` from the zip archive: {e}", shorten(name)))?;
     let mut extra = [0u8; 1];
     match entry.read(&mut extra) {
         Ok(0) => {}
-        Ok(_) => return Err(format!("corrupt zip: `{}` is longer than its recorded size", shorten(name))),
-        Err(e) => return Err(format!("cannot read `{}` from the zip archive: {e}", shorten(name))),
+        Ok(_) => {
+            return Err(format!("corrupt zip: `{}` is longer than its recorded size", shorten(name)));
+        }
+        Err(e) => {
+            return Err(format!("cannot read `{}` from the zip archive: {e}", shorten(name)));
+        }
     }
     if buf.len() != cap {
         return Err(format!("truncated: `{}` holds {} of its {size} bytes", shorten(name), buf.len()));
@@ -1241,8 +1199,7 @@ fn read_zip_entry<R: Read + Seek>(zip: &mut zip::ZipArchive<R>, name: &str, inpu
 
 fn read_zip<R: Read + Seek>(path: &Path, reader: R, input_len: u64) -> Result<Vec<(String, Tensor)>> {
     let err = |msg: String| Error::weights(path, None, msg);
-    let mut zip = zip::ZipArchive::new(reader)
-        .map_err(|e| err(format!("not a valid zip archive (truncated or corrupt?): {e}")))?;
+    let mut zip = zip::ZipArchive::new(reader).map_err(|e| err(format!("not a valid zip archive (truncated or corrupt?): {e}")))?;
     // torch puts everything under one folder whose name varies
     // (`archive/`, or the file's stem).
     let pkl_name = zip
@@ -1256,7 +1213,9 @@ fn read_zip<R: Read + Seek>(path: &Path, reader: R, input_len: u64) -> Result<Ve
         let order = read_zip_entry(&mut zip, &byteorder, input_len).map_err(err)?;
         match order.trim_ascii() {
             b"little" => {}
-            b"big" => return Err(err("big-endian files are not supported (byteorder is `big`)".into())),
+            b"big" => {
+                return Err(err("big-endian files are not supported (byteorder is `big`)".into()));
+            }
             other => {
                 return Err(err(format!("unknown byteorder `{}`", shorten(&String::from_utf8_lossy(other)))));
             }
@@ -1280,8 +1239,7 @@ struct LegacyStorages<'a> {
 
 impl<'a> StorageSource<'a> for LegacyStorages<'a> {
     fn read(&mut self, key: &str, nbytes: u64) -> Step<Cow<'a, [u8]>> {
-        let &(start, len) =
-            self.spans.get(key).ok_or_else(|| format!("storage `{}` is missing from the file", shorten(key)))?;
+        let &(start, len) = self.spans.get(key).ok_or_else(|| format!("storage `{}` is missing from the file", shorten(key)))?;
         if len as u64 != nbytes {
             return Err(format!("storage `{}` holds {len} bytes, expected {nbytes}", shorten(key)));
         }
@@ -1303,8 +1261,12 @@ fn read_legacy(path: &Path, data: &[u8]) -> Result<Vec<(String, Tensor)>> {
     let proto = unpickle(data, magic.end, &mut scratch).map_err(|e| err(e.describe("the protocol-version pickle")))?;
     match proto.value {
         Value::Int(LEGACY_PROTOCOL_VERSION) => {}
-        Value::Int(v) => return Err(err(format!("unsupported legacy protocol version {v} (expected 1001)"))),
-        v => return Err(err(format!("legacy header: expected a protocol version, found a {}", proto.heap.type_name(v)))),
+        Value::Int(v) => {
+            return Err(err(format!("unsupported legacy protocol version {v} (expected 1001)")));
+        }
+        v => {
+            return Err(err(format!("legacy header: expected a protocol version, found {}", proto.heap.type_name(v))));
+        }
     }
     let sys = unpickle(data, proto.end, &mut scratch).map_err(|e| err(e.describe("the sys_info pickle")))?;
     if let Some(info) = sys.heap.dict(sys.value) {
@@ -1320,7 +1282,7 @@ fn read_legacy(path: &Path, data: &[u8]) -> Result<Vec<(String, Tensor)>> {
     let key_list = keys
         .heap
         .seq(keys.value)
-        .ok_or_else(|| err(format!("expected the list of storage keys, found a {}", keys.heap.type_name(keys.value))))?;
+        .ok_or_else(|| err(format!("expected the list of storage keys, found {}", keys.heap.type_name(keys.value))))?;
 
     let mut spans = HashMap::new();
     let mut pos = keys.end;
@@ -1328,16 +1290,15 @@ fn read_legacy(path: &Path, data: &[u8]) -> Result<Vec<(String, Tensor)>> {
         let key = match (k, keys.heap.str(k)) {
             (_, Some(s)) => s.to_string(),
             (Value::Int(i), None) => i.to_string(),
-            _ => return Err(err(format!("storage key list holds a {}", keys.heap.type_name(k)))),
+            _ => {
+                return Err(err(format!("storage key list holds {}", keys.heap.type_name(k))));
+            }
         };
         let shown = shorten(&key);
-        let &(dtype, numel) = storages
-            .by_key
-            .get(&key)
-            .ok_or_else(|| err(format!("storage `{shown}` in the key list was never declared by a tensor")))?;
+        let &(dtype, numel) =
+            storages.by_key.get(&key).ok_or_else(|| err(format!("storage `{shown}` in the key list was never declared by a tensor")))?;
         let left = data.len().saturating_sub(pos);
-        let Some(count) = data.get(pos..pos.saturating_add(8)).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes)
-        else {
+        let Some(count) = data.get(pos..pos.saturating_add(8)).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes) else {
             return Err(err(format!("truncated: storage `{shown}` needs an 8-byte size, {left} bytes present")));
         };
         let left = left - 8;
@@ -1445,8 +1406,10 @@ mod tests {
 
     #[test]
     fn integers() {
-        let u = run(b"\x80\x02(K\x07M\x01\x01J\xff\xff\xff\xff\x8a\x01\xff\x8a\x00\x8a\x09\xff\xff\xff\xff\xff\xff\xff\xff\x00I01\nI-5\nL12L\nt.")
-            .unwrap();
+        let u = run(
+            b"\x80\x02(K\x07M\x01\x01J\xff\xff\xff\xff\x8a\x01\xff\x8a\x00\x8a\x09\xff\xff\xff\xff\xff\xff\xff\xff\x00I01\nI-5\nL12L\nt.",
+        )
+        .unwrap();
         let Some(Obj::Tuple(items)) = u.heap.get(u.value) else { panic!("not a tuple") };
         let ints = [Value::Int(7), Value::Int(257), Value::Int(-1), Value::Int(-1), Value::Int(0)];
         assert_eq!(&items[..5], &ints);
@@ -1571,11 +1534,7 @@ mod tests {
         let body = P::default().s("w").tensor("FloatStorage", "k", 4, 0, &[4], &[1]);
         let e = read(&legacy(body, &[("k", 4, &f32_bytes(&[0.; 2]))])).unwrap_err().to_string();
         assert!(e.contains("truncated: storage `k` needs 16 bytes"), "{e}");
-        let body = P::default()
-            .s("a")
-            .tensor("FloatStorage", "k", 4, 0, &[4], &[1])
-            .s("b")
-            .tensor("IntStorage", "k", 4, 0, &[4], &[1]);
+        let body = P::default().s("a").tensor("FloatStorage", "k", 4, 0, &[4], &[1]).s("b").tensor("IntStorage", "k", 4, 0, &[4], &[1]);
         let e = read(&legacy(body, &[("k", 4, &f32_bytes(&[0.; 4]))])).unwrap_err().to_string();
         assert!(e.contains("declared twice"), "{e}");
     }

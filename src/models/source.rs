@@ -78,9 +78,10 @@ impl ModelSource {
                 if !config.exists() {
                     return Err(Error::config(&config, "<file>", "missing: a model directory needs config.json"));
                 }
-                let weights = WEIGHT_FILES.iter().map(|w| dir.join(w)).find(|p| p.exists()).ok_or_else(|| {
-                    Error::weights(dir, None, format!("no weights file: expected one of {}", WEIGHT_FILES.join(", ")))
-                })?;
+                let weights =
+                    WEIGHT_FILES.iter().map(|w| dir.join(w)).find(|p| p.exists()).ok_or_else(|| {
+                        Error::weights(dir, None, format!("no weights file: expected one of {}", WEIGHT_FILES.join(", ")))
+                    })?;
                 Ok(ModelFiles { config, weights, tokenizer_dir: has_tokenizer(dir).then(|| dir.clone()) })
             }
             ModelSource::StateDict { config, weights } => {
@@ -111,7 +112,10 @@ fn resolve_hub(id: &str) -> Result<ModelFiles> {
                 .get(file)
                 .ok_or_else(|| "not in the local hub cache and HF_HUB_OFFLINE=1".to_string());
         }
-        let api = hf_hub::api::sync::ApiBuilder::from_env().with_progress(false).build().map_err(|e| format!("cannot start the hub client: {e}"))?;
+        let api = hf_hub::api::sync::ApiBuilder::from_env()
+            .with_progress(false)
+            .build()
+            .map_err(|e| format!("cannot start the hub client: {e}"))?;
         api.model(id.to_string()).get(file).map_err(|e| format!("download failed: {e} (HF_HUB_OFFLINE=1 uses the local cache only)"))
     };
     let config = fetch("config.json").map_err(|why| Error::weights(&place, Some("config.json"), format!("model `{id}`: {why}")))?;

@@ -23,11 +23,15 @@ const MAX_FRAME_ROWS: usize = 200;
 /// Keys a [`LoadReport`] table lists per category before summarising.
 const MAX_KEYS: usize = 8;
 
+// Cell styles are kept short: a 200-row frame repeats them 1600 times. Text
+// colour, font and tabular digits are set once on the table and inherited.
 const TABLE_STYLE: &str = "border-collapse:collapse;margin:6px 0;font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;\
-font-size:13px;line-height:1.4;color:#222;background:#fff;border:1px solid #d8dde3";
+font-size:13px;line-height:1.4;color:#222;background:#fff;border:1px solid #d8dde3;font-variant-numeric:tabular-nums";
 const CAPTION_STYLE: &str = "caption-side:top;text-align:left;padding:2px 2px 4px;color:#555;font-size:12px";
-const TH_STYLE: &str = "padding:5px 10px;background:#eef1f5;color:#222;border-bottom:2px solid #9aa5b1;font-weight:600;vertical-align:bottom";
-const TD_STYLE: &str = "padding:4px 10px;border-bottom:1px solid #e6e9ed;color:#222";
+const TH_STYLE: &str =
+    "padding:5px 10px;background:#eef1f5;color:#222;border-bottom:2px solid #9aa5b1;font-weight:600;vertical-align:bottom";
+const TD_STYLE: &str = "padding:4px 10px";
+const ROW_BORDER: &str = "border-bottom:1px solid #e6e9ed";
 const ZEBRA: [&str; 2] = ["#ffffff", "#f5f7fa"];
 
 /// `text` with the five HTML-special characters escaped.
@@ -61,7 +65,9 @@ fn looks_numeric(cell: &str) -> bool {
 /// `c`; rows listed in `bold` are emphasised (e.g. the best epoch).
 fn table(caption: Option<&str>, headers: &[String], rows: &[Vec<String>], right: &[bool], bold: &[usize]) -> String {
     let width = rows.iter().map(Vec::len).chain([headers.len()]).max().unwrap_or(0);
-    let align = |c: usize| if right.get(c).copied().unwrap_or(false) { "right" } else { "left" };
+    let align = |c: usize| {
+        if right.get(c).copied().unwrap_or(false) { "right" } else { "left" }
+    };
     let mut out = format!("<table style=\"{TABLE_STYLE}\">");
     if let Some(caption) = caption {
         let _ = write!(out, "<caption style=\"{CAPTION_STYLE}\">{caption}</caption>");
@@ -74,12 +80,10 @@ fn table(caption: Option<&str>, headers: &[String], rows: &[Vec<String>], right:
     out.push_str("</tr></thead><tbody>");
     for (r, row) in rows.iter().enumerate() {
         let weight = if bold.contains(&r) { ";font-weight:600" } else { "" };
-        let _ = write!(out, "<tr style=\"background:{}{weight}\">", ZEBRA[r % 2]);
+        let _ = write!(out, "<tr style=\"background:{};{ROW_BORDER}{weight}\">", ZEBRA[r % 2]);
         for c in 0..width {
             let cell = row.get(c).map(String::as_str).unwrap_or("");
-            // Tabular figures keep digits in columns; nowrap keeps "85.2 %" whole.
-            let numeric = if right.get(c).copied().unwrap_or(false) { ";font-variant-numeric:tabular-nums;white-space:nowrap" } else { "" };
-            let _ = write!(out, "<td style=\"{TD_STYLE};text-align:{}{numeric}\">{cell}</td>", align(c));
+            let _ = write!(out, "<td style=\"{TD_STYLE};text-align:{}\">{cell}</td>", align(c));
         }
         out.push_str("</tr>");
     }
@@ -155,7 +159,13 @@ pub fn dataframe_html(df: &DataFrame) -> String {
     let columns: &[Column] = df.columns();
     let headers: Vec<String> = columns
         .iter()
-        .map(|c| format!("{}<br><span style=\"font-weight:normal;color:#777;font-size:11px\">{}</span>", escape(c.name()), escape(&c.dtype().to_string())))
+        .map(|c| {
+            format!(
+                "{}<br><span style=\"font-weight:normal;color:#777;font-size:11px\">{}</span>",
+                escape(c.name()),
+                escape(&c.dtype().to_string())
+            )
+        })
         .collect();
     let right: Vec<bool> = columns.iter().map(|c| c.dtype().is_numeric()).collect();
     let rows: Vec<Vec<String>> = (0..shown)
@@ -299,7 +309,9 @@ fn key_list(keys: &[String]) -> String {
 /// assert!(load_report_html(&r).contains("classifier.weight"));
 /// ```
 pub fn load_report_html(report: &LoadReport) -> String {
-    let warn = |n: usize| if n > 0 { format!("<span style=\"color:#b00020;font-weight:600\">{n}</span>") } else { n.to_string() };
+    let warn = |n: usize| {
+        if n > 0 { format!("<span style=\"color:#b00020;font-weight:600\">{n}</span>") } else { n.to_string() }
+    };
     let converted: Vec<String> = report.converted.iter().map(|(k, dtype)| format!("{k} ({dtype})")).collect();
     let rows = vec![
         vec!["loaded".into(), report.loaded.len().to_string(), key_list(&report.loaded)],
@@ -307,7 +319,11 @@ pub fn load_report_html(report: &LoadReport) -> String {
         vec!["unexpected".into(), warn(report.unexpected.len()), key_list(&report.unexpected)],
         vec!["ignored".into(), report.ignored.len().to_string(), key_list(&report.ignored)],
         vec!["converted to f32".into(), report.converted.len().to_string(), key_list(&converted)],
-        vec!["renamed".into(), report.renamed.to_string(), "names rewritten (e.g. <code>LayerNorm.gamma</code> → <code>.weight</code>, prefixes)".into()],
+        vec![
+            "renamed".into(),
+            report.renamed.to_string(),
+            "names rewritten (e.g. <code>LayerNorm.gamma</code> → <code>.weight</code>, prefixes)".into(),
+        ],
     ];
     let caption = format!("weights from <code>{}</code>", escape(&report.source));
     table(Some(&caption), &["keys", "count", "names"].map(String::from), &rows, &[false, true, false], &[])
@@ -371,12 +387,6 @@ pub fn history_frame(runs: &[(String, usize, &History)]) -> DataFrame {
     DataFrame::new(height, columns).expect("history columns have equal lengths and distinct names")
 }
 
-impl std::fmt::Display for HtmlTable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 /// An HTML fragment that shows itself as rich output when a notebook cell ends
 /// with it (evcxr) and prints as its source otherwise.
 ///
@@ -392,6 +402,12 @@ impl HtmlTable {
     /// Shows the fragment in an evcxr Jupyter cell.
     pub fn evcxr_display(&self) {
         evcxr_html(&self.0);
+    }
+}
+
+impl std::fmt::Display for HtmlTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -480,6 +496,20 @@ mod tests {
         };
         let html = load_report_html(&r);
         assert!(html.contains("(20 in all)") && html.contains("a (f16)") && html.contains("#b00020") && html.contains("w.bin"));
+    }
+
+    /// Writes every table to /tmp/report_tables.html for a look in a browser:
+    /// `cargo test --lib report::html::tests::render_sample -- --ignored`.
+    #[test]
+    #[ignore]
+    fn render_sample() {
+        let (a, b) = (history(3), history(2));
+        let m = Metrics::compute(&[0, 1, 2, 2, 1], &[0, 2, 2, 2, 1], 3).unwrap();
+        let r = LoadReport { source: "models/minilm/model.safetensors".into(), loaded: vec!["k".into(); 101], ..Default::default() };
+        let df = history_frame(&[("minilm".into(), 16, &a), ("bert".into(), 32, &b)]);
+        let page =
+            [history_html(&a), metrics_html(&m, &["neg".into(), "pos".into()]), load_report_html(&r), dataframe_html(&df)].join("<hr>");
+        std::fs::write("/tmp/report_tables.html", format!("<!doctype html><meta charset=utf-8><body>{page}</body>")).unwrap();
     }
 
     #[test]

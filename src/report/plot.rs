@@ -38,6 +38,9 @@ const TICK_PX: u32 = 15;
 const LEGEND_PX: u32 = 15;
 const DEFAULT_SIZE: (u32, u32) = (800, 480);
 const HEATMAP_SIZE: (u32, u32) = (640, 600);
+/// Most ticks on a numeric x axis and on a value axis.
+const X_TICKS: usize = 10;
+const Y_TICKS: usize = 10;
 /// Class names longer than this are cut with an ellipsis: beyond it they eat
 /// the plot area without getting more readable.
 const MAX_LABEL_CHARS: usize = 28;
@@ -57,7 +60,6 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(0x17, 0xbe, 0xcf),
 ];
 const GRID: RGBColor = RGBColor(0xe2, 0xe2, 0xe2);
-const GRID_LIGHT: RGBColor = RGBColor(0xf2, 0xf2, 0xf2);
 const TEXT: RGBColor = RGBColor(0x22, 0x22, 0x22);
 const MUTED: RGBColor = RGBColor(0x55, 0x55, 0x55);
 /// matplotlib's "Blues" stops, the colour map scikit-learn uses for confusion matrices.
@@ -132,7 +134,9 @@ pub trait Chart {
     fn evcxr_display(&self) {
         match self.svg() {
             Ok(svg) => println!("EVCXR_BEGIN_CONTENT image/svg+xml\n{svg}\nEVCXR_END_CONTENT"),
-            Err(e) => println!("EVCXR_BEGIN_CONTENT text/plain\nchart not drawn: {e}\nEVCXR_END_CONTENT"),
+            Err(e) => {
+                println!("EVCXR_BEGIN_CONTENT text/plain\nchart not drawn: {e}\nEVCXR_END_CONTENT")
+            }
         }
     }
 }
@@ -227,7 +231,9 @@ fn text_style(px: u32, color: RGBColor, h: HPos, v: VPos) -> TextStyle<'static> 
 }
 
 fn bold_style(px: u32, color: RGBColor, h: HPos, v: VPos) -> TextStyle<'static> {
-    font(px).style(FontStyle::Bold).color(&color).pos(Pos::new(h, v))
+    // Not `font(px).style(Bold)`: plotters' `FontDesc::style` keeps the
+    // regular glyphs it already loaded, so the text would not be bold.
+    FontDesc::new(FAMILY.into(), px as f64, FontStyle::Bold).color(&color).pos(Pos::new(h, v))
 }
 
 /// Width in pixels of `text` at `px`, as both backends lay it out.
@@ -251,22 +257,30 @@ fn fit_text(text: &str, px: u32, max_chars: usize, max_px: u32) -> String {
     }
 }
 
-/// Decimals that tell apart the ticks of an axis spanning `span`.
-fn tick_decimals(span: f64) -> usize {
-    if !(span > 0.0) || !span.is_finite() {
+/// Decimals the ticks of an axis spanning `span` need when plotters places at
+/// most `max_ticks` of them: its steps are 1, 2 or 5 × 10^k and at least
+/// `span / max_ticks`, so the smallest such step decides.
+fn tick_decimals(span: f64, max_ticks: usize) -> usize {
+    if span <= 0.0 || !span.is_finite() {
         return 2;
     }
-    (-(span / 10.0).log10()).ceil().clamp(0.0, 6.0) as usize
+    let min_step = span / max_ticks.max(1) as f64;
+    let power = 10f64.powf(min_step.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * power).find(|&s| s >= min_step * (1.0 - 1e-9)).unwrap_or(10.0 * power);
+    (-step.log10().floor()).clamp(0.0, 6.0) as usize
 }
 
-/// A value label: integers as such, anything else with three significant digits.
-fn short_number(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e12 {
-        return format!("{v:.0}");
+/// Labels for bar values: whole numbers as such, otherwise one number of
+/// decimals for all bars (three significant digits of the largest), so that
+/// 1.00 and 0.80 line up rather than reading "1" and "0.800".
+fn value_labels(values: &[f64]) -> Vec<String> {
+    if values.iter().all(|v| v.fract() == 0.0 && v.abs() < 1e15) {
+        return values.iter().map(|v| format!("{v:.0}")).collect();
     }
-    let magnitude = if v == 0.0 { 0 } else { v.abs().log10().floor() as i32 };
+    let largest = values.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let magnitude = if largest > 0.0 { largest.log10().floor() as i32 } else { 0 };
     let decimals = (2 - magnitude).clamp(0, 6) as usize;
-    format!("{v:.decimals$}")
+    values.iter().map(|v| format!("{v:.decimals$}")).collect()
 }
 
 /// Draws the title centred at the top of `root` and returns the area below it.
@@ -417,7 +431,7 @@ impl LineChart {
 
     fn y_formatter(&self, lo: f64, hi: f64) -> impl Fn(&f64) -> String + use<> {
         let percent = self.percent_y;
-        let decimals = tick_decimals(if percent { (hi - lo) * 100.0 } else { hi - lo });
+        let decimals = tick_decimals(if percent { (hi - lo) * 100.0 } else { hi - lo }, Y_TICKS);
         move |v: &f64| {
             // Avoid "-0" at a zero tick reached through rounding.
             let v = if v.abs() < 1e-12 { 0.0 } else { *v };
@@ -463,13 +477,16 @@ impl Look {
     }
 }
 
+/// A series ready to draw: its look, its finite points and its legend text.
+type Drawable<'a> = (Look, Vec<(f64, f64)>, &'a str);
+
 impl Draw for LineChart {
     fn pixel_size(&self) -> (u32, u32) {
         DEFAULT_SIZE
     }
 
     fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
-        let series: Vec<(Look, Vec<(f64, f64)>, &str)> = self
+        let series: Vec<Drawable> = self
             .series
             .iter()
             .enumerate()
@@ -533,10 +550,10 @@ impl Draw for LineChart {
             if integer_x {
                 if (v - v.round()).abs() < 1e-9 { format!("{}", v.round()) } else { String::new() }
             } else {
-                format!("{:.*}", tick_decimals(x1 - x0), v)
+                format!("{:.*}", tick_decimals(x1 - x0, X_TICKS), v)
             }
         };
-        let x_ticks = if integer_x { ((x_hi - x_lo) as usize + 1).clamp(1, 12) } else { 10 };
+        let x_ticks = if integer_x { ((x_hi - x_lo) as usize + 1).clamp(1, 12) } else { X_TICKS };
 
         let mut chart = ChartBuilder::on(&plot_area)
             .margin_top(6)
@@ -552,13 +569,13 @@ impl Draw for LineChart {
             .x_desc(self.x_label.as_str())
             .y_desc(self.y_label.as_str())
             .x_labels(x_ticks)
-            .y_labels(8)
+            .y_labels(Y_TICKS)
             .x_label_formatter(&fx)
             .y_label_formatter(&fy)
             .label_style(font(TICK_PX).color(&TEXT))
             .axis_desc_style(font(DESC_PX).color(&TEXT))
             .bold_line_style(GRID)
-            .light_line_style(GRID_LIGHT)
+            .max_light_lines(0)
             .axis_style(MUTED)
             .draw()
             .map_err(draw_err)?;
@@ -576,9 +593,9 @@ impl Draw for LineChart {
                 match look.marker {
                     Marker::Circle => chart.draw_series(pts.iter().map(|p| Circle::new(*p, 4, st))).map(|_| ()),
                     Marker::Triangle => chart.draw_series(pts.iter().map(|p| TriangleMarker::new(*p, 5, st))).map(|_| ()),
-                    Marker::Square => chart
-                        .draw_series(pts.iter().map(|p| EmptyElement::at(*p) + Rectangle::new([(-4, -4), (4, 4)], st)))
-                        .map(|_| ()),
+                    Marker::Square => {
+                        chart.draw_series(pts.iter().map(|p| EmptyElement::at(*p) + Rectangle::new([(-4, -4), (4, 4)], st))).map(|_| ())
+                    }
                 }
                 .map_err(draw_err)?;
             }
@@ -759,10 +776,10 @@ impl Draw for BarChart {
         let lo = self.values.iter().copied().fold(0.0, f64::min);
         let hi = self.values.iter().copied().fold(0.0, f64::max);
         let (lo, hi) = if hi - lo <= 0.0 { (0.0, 1.0) } else { (lo, hi) };
-        let value_texts: Vec<String> = self.values.iter().map(|&v| short_number(v)).collect();
+        let value_texts = value_labels(&self.values);
         // Room at the bar ends for the value labels.
         let (v0, v1) = (if lo < 0.0 { lo - (hi - lo) * 0.12 } else { 0.0 }, if hi > 0.0 { hi + (hi - lo) * 0.12 } else { 0.0 });
-        let decimals = if self.values.iter().all(|v| v.fract() == 0.0) && v1 - v0 >= 5.0 { 0 } else { tick_decimals(v1 - v0) };
+        let decimals = if self.values.iter().all(|v| v.fract() == 0.0) && v1 - v0 >= 5.0 { 0 } else { tick_decimals(v1 - v0, Y_TICKS) };
         let fv = move |v: &f64| format!("{:.decimals$}", if v.abs() < 1e-12 { 0.0 } else { *v });
         let label_of = |v: &f64, flip: bool| {
             let r = v.round();
@@ -797,13 +814,13 @@ impl Draw for BarChart {
                 .x_desc(self.y_label.as_str())
                 .y_desc(self.x_label.as_str())
                 .y_labels(n)
-                .x_labels(8)
+                .x_labels(Y_TICKS)
                 .y_label_formatter(&fl)
                 .x_label_formatter(&fv)
                 .label_style(font(TICK_PX).color(&TEXT))
                 .axis_desc_style(font(DESC_PX).color(&TEXT))
                 .bold_line_style(GRID)
-                .light_line_style(GRID_LIGHT)
+                .max_light_lines(0)
                 .axis_style(MUTED)
                 .draw()
                 .map_err(draw_err)?;
@@ -838,13 +855,13 @@ impl Draw for BarChart {
                 .x_desc(self.x_label.as_str())
                 .y_desc(self.y_label.as_str())
                 .x_labels(n)
-                .y_labels(8)
+                .y_labels(Y_TICKS)
                 .x_label_formatter(&fl)
                 .y_label_formatter(&fv)
                 .label_style(font(TICK_PX).color(&TEXT))
                 .axis_desc_style(font(DESC_PX).color(&TEXT))
                 .bold_line_style(GRID)
-                .light_line_style(GRID_LIGHT)
+                .max_light_lines(0)
                 .axis_style(MUTED)
                 .draw()
                 .map_err(draw_err)?;
@@ -882,7 +899,7 @@ impl Draw for BarChart {
 ///     counts: vec![vec![50, 3], vec![7, 40]],
 /// };
 /// let svg = chart.svg()?;
-/// assert!(svg.contains("predicted") && svg.contains(">40"));
+/// assert!(svg.contains("predicted") && svg.contains(">\n40\n</text>"));
 /// # Ok::<(), encoder_bench::Error>(())
 /// ```
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -913,6 +930,15 @@ impl Heatmap {
             labels: class_names(names, cm.n),
             counts: cm.counts.clone(),
         }
+    }
+
+    fn shown_labels(&self) -> Vec<String> {
+        self.labels.iter().map(|l| fit_text(l, TICK_PX, MAX_LABEL_CHARS, 220)).collect()
+    }
+
+    /// The largest count, at least 1 so the colour scale is never empty.
+    fn max_count(&self) -> usize {
+        self.counts.iter().flatten().copied().max().unwrap_or(0).max(1)
     }
 
     fn check(&self) -> Result<()> {
@@ -947,18 +973,26 @@ fn is_dark(c: RGBColor) -> bool {
 
 impl Draw for Heatmap {
     fn pixel_size(&self) -> (u32, u32) {
+        ensure_fonts();
         let n = self.counts.len() as u32;
-        // Past ~28 classes the default square gets too small for counts:
-        // grow so cells keep ~16 px, up to a size a notebook still shows.
-        let grow = (n * 16 + 340).min(1800);
-        (HEATMAP_SIZE.0.max(grow), HEATMAP_SIZE.1.max(grow - 40))
+        // Grow past the default so that every cell can hold its count and
+        // every class its name, up to a size a notebook still shows; beyond
+        // that (100+ classes) cells shrink and only non-zero counts that fit are written.
+        let widest_count = text_width(&self.max_count().to_string(), 11);
+        let cell = (widest_count + 10).max(26);
+        let label_w = self.shown_labels().iter().map(|l| text_width(l, TICK_PX)).max().unwrap_or(0);
+        let desc = DESC_PX + 10;
+        let bottom = desc + if label_w + 6 > cell { label_w + 12 } else { TICK_PX + 12 };
+        let w = desc + label_w + 10 + n * cell + 24 + 14 + text_width(&self.max_count().to_string(), TICK_PX) + 22;
+        let h = TITLE_PX + 20 + 4 + n * cell + bottom + 10;
+        (w.clamp(HEATMAP_SIZE.0, 1800), h.clamp(HEATMAP_SIZE.1, 1800))
     }
 
     fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
         self.check()?;
         let n = self.counts.len();
-        let labels: Vec<String> = self.labels.iter().map(|l| fit_text(l, TICK_PX, MAX_LABEL_CHARS, 220)).collect();
-        let max = self.counts.iter().flatten().copied().max().unwrap_or(0).max(1);
+        let labels = self.shown_labels();
+        let max = self.max_count();
 
         root.fill(&WHITE).map_err(draw_err)?;
         let area = title_area(root, &self.title)?;
@@ -977,22 +1011,34 @@ impl Draw for Heatmap {
         let (x0, y0) = (left, 4);
         let side = cell * n as i32;
 
-        let count_px = ((cell as f64 * 0.36) as u32).clamp(9, 16);
-        let border = RGBColor(0xdd, 0xdd, 0xdd);
+        let max_count_px = ((cell / 2) as u32).clamp(9, 16);
+        // Zero cells share the background, which keeps the SVG of a sparse
+        // 100-class matrix small; past a dozen classes their "0"s are noise.
+        let show_zeros = n <= 12;
+        area.draw(&Rectangle::new([(x0, y0), (x0 + side, y0 + side)], blues(0.0).filled())).map_err(draw_err)?;
         for (t, row) in self.counts.iter().enumerate() {
             for (p, &c) in row.iter().enumerate() {
                 let (cx, cy) = (x0 + p as i32 * cell, y0 + t as i32 * cell);
                 let color = blues(c as f64 / max as f64);
-                area.draw(&Rectangle::new([(cx, cy), (cx + cell, cy + cell)], color.filled())).map_err(draw_err)?;
-                if cell >= 8 {
-                    area.draw(&Rectangle::new([(cx, cy), (cx + cell, cy + cell)], border.stroke_width(1))).map_err(draw_err)?;
+                if c > 0 {
+                    area.draw(&Rectangle::new([(cx, cy), (cx + cell, cy + cell)], color.filled())).map_err(draw_err)?;
                 }
                 let text = c.to_string();
-                if cell >= 12 && (text_width(&text, count_px) as i32) < cell - 2 {
+                // The largest size that fits: a long count gets smaller text, not none.
+                let fitting = (9..=max_count_px).rev().find(|&px| (text_width(&text, px) as i32) < cell - 3);
+                if let Some(count_px) = fitting.filter(|_| (c > 0 || show_zeros) && cell >= 12) {
                     let fg = if is_dark(color) { WHITE } else { TEXT };
                     area.draw_text(&text, &text_style(count_px, fg, HPos::Center, VPos::Center), (cx + cell / 2, cy + cell / 2))
                         .map_err(draw_err)?;
                 }
+            }
+        }
+        if cell >= 8 {
+            let grid = RGBColor(0xdd, 0xdd, 0xdd).stroke_width(1);
+            for k in 1..n as i32 {
+                let at = k * cell;
+                area.draw(&PathElement::new(vec![(x0 + at, y0), (x0 + at, y0 + side)], grid)).map_err(draw_err)?;
+                area.draw(&PathElement::new(vec![(x0, y0 + at), (x0 + side, y0 + at)], grid)).map_err(draw_err)?;
             }
         }
         area.draw(&Rectangle::new([(x0, y0), (x0 + side, y0 + side)], MUTED.stroke_width(1))).map_err(draw_err)?;
@@ -1088,12 +1134,10 @@ mod tests {
     fn loss_chart_pairs_colours_and_dashes_validation() {
         let h = history(&[0.5, 0.6]);
         let chart = LineChart::loss_per_epoch(&[("a".into(), &h), ("b".into(), &h)]);
-        assert_eq!(chart.series.iter().map(|s| (s.color, s.dashed)).collect::<Vec<_>>(), [
-            (Some(0), false),
-            (Some(0), true),
-            (Some(1), false),
-            (Some(1), true)
-        ]);
+        assert_eq!(
+            chart.series.iter().map(|s| (s.color, s.dashed)).collect::<Vec<_>>(),
+            [(Some(0), false), (Some(0), true), (Some(1), false), (Some(1), true)]
+        );
         let svg = chart.svg().unwrap();
         assert!(svg.contains("a valid") && svg.contains("b train"));
     }
@@ -1174,7 +1218,8 @@ mod tests {
             assert!(svg.contains("<svg"));
             assert!(is_png(&dir.path().join(format!("{stem}.png"))), "{stem}.png");
         }
-        let mut names: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        let mut names: Vec<String> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         names.sort();
         assert_eq!(names, ["acc.bs16.png", "acc.bs16.svg", "cm.png", "cm.svg", "counts.png", "counts.svg"], "no temp files left");
 
@@ -1187,12 +1232,14 @@ mod tests {
     #[test]
     fn helpers() {
         ensure_fonts();
-        assert_eq!(short_number(1234.0), "1234");
-        assert_eq!(short_number(0.87345), "0.873");
-        assert_eq!(short_number(12.345), "12.3");
-        assert_eq!(short_number(812.4), "812");
-        assert_eq!(tick_decimals(1.0), 1);
-        assert_eq!(tick_decimals(100.0), 0);
+        assert_eq!(value_labels(&[1234.0, 0.0]), ["1234", "0"]);
+        assert_eq!(value_labels(&[1.0, 0.8, 0.87345]), ["1.00", "0.80", "0.87"]);
+        assert_eq!(value_labels(&[812.4, 205.25]), ["812", "205"]);
+        assert_eq!(value_labels(&[12.345]), ["12.3"]);
+        assert_eq!(tick_decimals(0.9, 8), 1);
+        assert_eq!(tick_decimals(100.0, 8), 0);
+        assert_eq!(tick_decimals(0.05, 8), 2);
+        assert_eq!(tick_decimals(0.0, 8), 2);
         assert_eq!(fit_text("short", 15, 28, 1000), "short");
         assert!(fit_text(&"w".repeat(100), 15, 28, 1000).ends_with('…'));
         assert!(text_width("wide text", 15) > text_width("w", 15));
@@ -1211,17 +1258,29 @@ mod tests {
             .enumerate()
             .map(|(i, (m, bs))| {
                 let accs: Vec<f64> = (0..5).map(|e| 0.45 + 0.08 * i as f64 + 0.3 * (1.0 - (-0.8 * e as f64).exp())).collect();
-                (format!("{m} bs={bs}"), history(&accs))
+                let mut h = history(&accs);
+                for e in &mut h.epochs {
+                    e.train_loss *= 1.0 - 0.15 * i as f64;
+                    e.val_loss = e.val_loss.map(|l| l * (1.0 - 0.12 * i as f64));
+                }
+                (format!("{m} bs={bs}"), h)
             })
             .collect();
         let refs: Vec<(String, &History)> = runs.iter().map(|(n, h)| (n.clone(), h)).collect();
         LineChart::accuracy_per_epoch(&refs).save(Path::new("/tmp/plot_acc")).unwrap();
         LineChart::loss_per_epoch(&refs).save(Path::new("/tmp/plot_loss")).unwrap();
-        let names: Vec<String> =
-            ["Computer Science", "Electrical Engineering", "Psychology", "Mechanical Engineering", "Civil Engineering", "Medical Sciences", "Biochemistry"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
+        let names: Vec<String> = [
+            "Computer Science",
+            "Electrical Engineering",
+            "Psychology",
+            "Mechanical Engineering",
+            "Civil Engineering",
+            "Medical Sciences",
+            "Biochemistry",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         BarChart::class_counts(&names, &[1523, 987, 1412, 1100, 640, 2100, 870]).save(Path::new("/tmp/plot_counts")).unwrap();
         let short = BarChart {
             title: "Training throughput".into(),
@@ -1248,5 +1307,27 @@ mod tests {
             (0..13).map(|i| (format!("run {i} with a long descriptive name"), history(&[0.3 + 0.01 * i as f64, 0.5, 0.6]))).collect();
         let refs: Vec<(String, &History)> = many.iter().map(|(n, h)| (n.clone(), h)).collect();
         LineChart::accuracy_per_epoch(&refs).save(Path::new("/tmp/plot_many")).unwrap();
+        let one = history(&[0.62]);
+        LineChart::accuracy_per_epoch(&[("single epoch".into(), &one)]).save(Path::new("/tmp/plot_single")).unwrap();
+        let flat = LineChart {
+            series: vec![Series::new("", vec![(0.1, 2.5), (0.2, 2.5), (0.3, 2.5)])],
+            ..LineChart::new("Constant loss, unnamed series", "step (fraction of epoch)", "loss")
+        };
+        flat.save(Path::new("/tmp/plot_flat")).unwrap();
+        let models = BarChart {
+            title: "Samples per second".into(),
+            x_label: "model".into(),
+            y_label: "samples/s".into(),
+            labels: ["bert-base-uncased", "google/electra-small-discriminator", "all-MiniLM-L6-v2", "distilbert"]
+                .map(String::from)
+                .to_vec(),
+            values: vec![205.3, 1210.0, 1822.7, 390.1],
+        };
+        models.save(Path::new("/tmp/plot_models")).unwrap();
+        let n20: Vec<String> = (0..20).map(|i| format!("{} class {i}", names[i % 7])).collect();
+        let t20: Vec<usize> = (0..2000).map(|i| (i * 7) % 20).collect();
+        let p20: Vec<usize> = t20.iter().enumerate().map(|(i, &t)| if i % 3 == 0 { (t + i % 4) % 20 } else { t }).collect();
+        let m20 = Metrics::compute(&t20, &p20, 20).unwrap();
+        Heatmap::confusion(&n20, &m20.confusion).save(Path::new("/tmp/plot_cm20")).unwrap();
     }
 }

@@ -217,7 +217,7 @@ fn train_epoch(
     let total = batches.len() as u64;
     batches.advance(state.epoch_steps);
     let bar = Progress::new(total, &format!("epoch {}/{}", epoch + 1, cfg.epochs), cfg.progress);
-    bar.inc(state.epoch_steps as u64);
+    bar.set_initial(state.epoch_steps as u64);
     let mut loss_sum = Tensor::from(state.epoch_loss_sum).to_device(device);
     let (mut lr, mut stop) = (cfg.lr_at(state.global_step, total_steps), None);
     let mut steps = state.epoch_steps;
@@ -236,7 +236,7 @@ fn train_epoch(
         steps += 1;
         state.global_step += 1;
         bar.inc(1);
-        if steps % cfg.log_every == 0 {
+        if steps.is_multiple_of(cfg.log_every) {
             let mean = loss_sum.double_value(&[]) / steps as f64;
             check_finite(mean, epoch, state.global_step)?;
             bar.set_postfix(&format!("loss={mean:.4}"));
@@ -291,18 +291,28 @@ pub fn fit(model: &mut dyn TextClassifier, train: &Encoded, valid: &Encoded, cfg
 /// by an earlier `fit` with the same config): weights, optimizer moments,
 /// step counter and history are restored, and the remaining epochs run.
 pub fn resume(model: &mut dyn TextClassifier, train: &Encoded, valid: &Encoded, cfg: &TrainConfig) -> Result<FitResult> {
-    let dir = cfg.checkpoint_dir.as_ref().ok_or_else(|| Error::invalid("checkpoint_dir", "resume needs the directory of the run to continue"))?;
+    let dir =
+        cfg.checkpoint_dir.as_ref().ok_or_else(|| Error::invalid("checkpoint_dir", "resume needs the directory of the run to continue"))?;
     run(model, train, valid, cfg, Some(dir.join("last")))
 }
 
-fn run(model: &mut dyn TextClassifier, train: &Encoded, valid: &Encoded, cfg: &TrainConfig, resume_from: Option<PathBuf>) -> Result<FitResult> {
+fn run(
+    model: &mut dyn TextClassifier,
+    train: &Encoded,
+    valid: &Encoded,
+    cfg: &TrainConfig,
+    resume_from: Option<PathBuf>,
+) -> Result<FitResult> {
     cfg.validate()?;
     if train.is_empty() {
         return Err(Error::invalid("training data", "is empty"));
     }
     let max_pos = model.config().max_position_embeddings() as usize;
     if train.max_len > max_pos || valid.max_len > max_pos {
-        return Err(Error::invalid("max_len", format!("{} exceeds the model's max_position_embeddings {max_pos}", train.max_len.max(valid.max_len))));
+        return Err(Error::invalid(
+            "max_len",
+            format!("{} exceeds the model's max_position_embeddings {max_pos}", train.max_len.max(valid.max_len)),
+        ));
     }
     let mut opt = Optimizer::new(model.var_store(), cfg);
     let mut state = RunState { history: History::default(), global_step: 0, best_accuracy: None, epoch_steps: 0, epoch_loss_sum: 0.0 };
@@ -341,7 +351,7 @@ fn run(model: &mut dyn TextClassifier, train: &Encoded, valid: &Encoded, cfg: &T
             train_samples_per_s: (steps * cfg.batch_size).min(train.len()) as f64 / train_s.max(1e-9),
             eval_samples_per_s: v.as_ref().map(|v| valid.len() as f64 / v.seconds.max(1e-9)),
         };
-        if cfg.progress != super::progress::ProgressMode::Quiet {
+        if cfg.progress.resolve() != super::progress::ProgressMode::Quiet {
             println!("{}", epoch_line(&rec));
         }
         state.history.epochs.push(rec);
@@ -451,5 +461,11 @@ fn restore(model: &mut dyn TextClassifier, opt: &mut Optimizer, from: &Path) -> 
     let mut history = ts.history;
     // An epoch cut short is redone from where it stopped; its record is rewritten.
     history.epochs.retain(|e| e.complete);
-    Ok(RunState { history, global_step: ts.global_step, best_accuracy: ts.best_accuracy, epoch_steps: ts.epoch_steps, epoch_loss_sum: ts.epoch_loss_sum })
+    Ok(RunState {
+        history,
+        global_step: ts.global_step,
+        best_accuracy: ts.best_accuracy,
+        epoch_steps: ts.epoch_steps,
+        epoch_loss_sum: ts.epoch_loss_sum,
+    })
 }

@@ -40,20 +40,13 @@ pub struct ConfusionMatrix {
 
 impl ConfusionMatrix {
     /// Tallies `targets` against `preds`, after the checks [`Metrics::compute`] documents.
-    pub fn from_labels(
-        targets: &[usize],
-        preds: &[usize],
-        num_classes: usize,
-    ) -> Result<ConfusionMatrix> {
+    pub fn from_labels(targets: &[usize], preds: &[usize], num_classes: usize) -> Result<ConfusionMatrix> {
         check_labels(targets, preds, num_classes)?;
         let mut counts = vec![vec![0usize; num_classes]; num_classes];
         for (&t, &p) in targets.iter().zip(preds) {
             counts[t][p] += 1;
         }
-        Ok(ConfusionMatrix {
-            n: num_classes,
-            counts,
-        })
+        Ok(ConfusionMatrix { n: num_classes, counts })
     }
 
     /// Targets of class `k` (row sum).
@@ -124,8 +117,7 @@ impl Metrics {
             .collect();
         let n = targets.len();
         let correct: usize = (0..num_classes).map(|k| confusion.counts[k][k]).sum();
-        let mean =
-            |f: fn(&ClassMetrics) -> f64| per_class.iter().map(f).sum::<f64>() / num_classes as f64;
+        let mean = |f: fn(&ClassMetrics) -> f64| per_class.iter().map(f).sum::<f64>() / num_classes as f64;
         // Supports sum to n > 0, so the weighted mean is always defined.
         let weighted_f1 = weighted_mean(&per_class, |c| c.f1);
         Ok(Metrics {
@@ -164,49 +156,21 @@ impl Metrics {
     /// # Ok::<(), encoder_bench::Error>(())
     /// ```
     pub fn report(&self, names: &[String]) -> String {
-        let names: Vec<String> = (0..self.per_class.len())
-            .map(|k| names.get(k).cloned().unwrap_or_else(|| k.to_string()))
-            .collect();
+        let names: Vec<String> = (0..self.per_class.len()).map(|k| names.get(k).cloned().unwrap_or_else(|| k.to_string())).collect();
         // Column width as scikit-learn computes it (in characters, like Python's len).
-        let width = names
-            .iter()
-            .map(|s| s.chars().count())
-            .chain([WEIGHTED_AVG.len()])
-            .max()
-            .unwrap_or(0);
+        let width = names.iter().map(|s| s.chars().count()).chain([WEIGHTED_AVG.len()]).max().unwrap_or(0);
         let total: usize = self.per_class.iter().map(|c| c.support).sum();
         let row = |out: &mut String, name: &str, p: f64, r: f64, f: f64, s: usize| {
             let _ = writeln!(out, "{name:>width$}  {p:>9.2} {r:>9.2} {f:>9.2} {s:>9}");
         };
-        let mut out = format!(
-            "{:>width$}  {:>9} {:>9} {:>9} {:>9}\n\n",
-            "", "precision", "recall", "f1-score", "support"
-        );
+        let mut out = format!("{:>width$}  {:>9} {:>9} {:>9} {:>9}\n\n", "", "precision", "recall", "f1-score", "support");
         for (name, c) in names.iter().zip(&self.per_class) {
             row(&mut out, name, c.precision, c.recall, c.f1, c.support);
         }
         out.push('\n');
-        let _ = writeln!(
-            out,
-            "{:>width$}  {:>9} {:>9} {:>9.2} {:>9}",
-            "accuracy", "", "", self.accuracy, total
-        );
-        row(
-            &mut out,
-            "macro avg",
-            self.macro_precision,
-            self.macro_recall,
-            self.macro_f1,
-            total,
-        );
-        row(
-            &mut out,
-            WEIGHTED_AVG,
-            self.weighted_precision(),
-            self.weighted_recall(),
-            self.weighted_f1,
-            total,
-        );
+        let _ = writeln!(out, "{:>width$}  {:>9} {:>9} {:>9.2} {:>9}", "accuracy", "", "", self.accuracy, total);
+        row(&mut out, "macro avg", self.macro_precision, self.macro_recall, self.macro_f1, total);
+        row(&mut out, WEIGHTED_AVG, self.weighted_precision(), self.weighted_recall(), self.weighted_f1, total);
         out
     }
 }
@@ -253,20 +217,14 @@ fn check_labels(targets: &[usize], preds: &[usize], num_classes: usize) -> Resul
         return Err(Error::invalid("num_classes", "must be at least 1"));
     }
     if targets.len() != preds.len() {
-        return Err(Error::invalid(
-            "preds",
-            format!("{} predictions for {} targets", preds.len(), targets.len()),
-        ));
+        return Err(Error::invalid("preds", format!("{} predictions for {} targets", preds.len(), targets.len())));
     }
     if targets.is_empty() {
         return Err(Error::invalid("targets", "no examples to score"));
     }
     for (name, labels) in [("targets", targets), ("preds", preds)] {
         if let Some((i, &l)) = labels.iter().enumerate().find(|&(_, &l)| l >= num_classes) {
-            return Err(Error::invalid(
-                name,
-                format!("label {l} at index {i} is not below num_classes = {num_classes}"),
-            ));
+            return Err(Error::invalid(name, format!("label {l} at index {i} is not below num_classes = {num_classes}")));
         }
     }
     Ok(())
@@ -275,20 +233,12 @@ fn check_labels(targets: &[usize], preds: &[usize], num_classes: usize) -> Resul
 /// Support-weighted mean of `f`, as `numpy.average(x, weights=support)`.
 fn weighted_mean(per_class: &[ClassMetrics], f: fn(&ClassMetrics) -> f64) -> f64 {
     let n: usize = per_class.iter().map(|c| c.support).sum();
-    per_class
-        .iter()
-        .map(|c| f(c) * c.support as f64)
-        .sum::<f64>()
-        / n as f64
+    per_class.iter().map(|c| f(c) * c.support as f64).sum::<f64>() / n as f64
 }
 
 /// `num / den`, or 0 when `den` is 0 (scikit-learn's `zero_division=0`).
 fn ratio(num: usize, den: usize) -> f64 {
-    if den == 0 {
-        0.0
-    } else {
-        num as f64 / den as f64
-    }
+    if den == 0 { 0.0 } else { num as f64 / den as f64 }
 }
 
 #[cfg(test)]
@@ -299,24 +249,8 @@ mod tests {
     fn zero_division_is_zero() {
         // Class 2 occurs nowhere, class 1 is never predicted.
         let m = Metrics::compute(&[0, 1, 0], &[0, 0, 0], 3).unwrap();
-        assert_eq!(
-            m.per_class[1],
-            ClassMetrics {
-                precision: 0.0,
-                recall: 0.0,
-                f1: 0.0,
-                support: 1
-            }
-        );
-        assert_eq!(
-            m.per_class[2],
-            ClassMetrics {
-                precision: 0.0,
-                recall: 0.0,
-                f1: 0.0,
-                support: 0
-            }
-        );
+        assert_eq!(m.per_class[1], ClassMetrics { precision: 0.0, recall: 0.0, f1: 0.0, support: 1 });
+        assert_eq!(m.per_class[2], ClassMetrics { precision: 0.0, recall: 0.0, f1: 0.0, support: 0 });
         assert_eq!(m.per_class[0].f1, 0.8);
         assert!((m.macro_f1 - 0.8 / 3.0).abs() < 1e-15);
     }

@@ -101,10 +101,18 @@ impl Optimizer {
                     OptimizerKind::Adam if wd > 0.0 => g = &g + &p.var * wd,
                     _ => {}
                 }
+                // Seven passes over each tensor, in place where possible: the
+                // word-embedding table makes this the costliest part of a step.
                 let _ = p.exp_avg.lerp_(&g, 1.0 - b1);
-                let _ = p.exp_avg_sq.g_mul_scalar_(b2).addcmul_(&g, &g.g_mul_scalar(1.0 - b2));
-                let denom = (&p.exp_avg_sq / bc2).sqrt() + self.eps;
-                let _ = p.var.addcdiv_(&(&p.exp_avg * (-lr / bc1)), &denom);
+                let _ = p.exp_avg_sq.lerp_(&(&g * &g), 1.0 - b2);
+                // var += exp_avg / denom with denom = (sqrt(v / bc2) + eps) · (-bc1 / lr),
+                // i.e. PyTorch's step -lr/bc1 · m / (sqrt(v)/sqrt(bc2) + eps).
+                if lr == 0.0 {
+                    continue; // first warmup step: moments advance, weights stay
+                }
+                let mut denom = p.exp_avg_sq.sqrt();
+                let _ = denom.g_div_scalar_(bc2.sqrt()).g_add_scalar_(self.eps).g_mul_scalar_(-bc1 / lr);
+                let _ = p.var.addcdiv_(&p.exp_avg, &denom);
             }
         });
     }
@@ -161,8 +169,8 @@ mod tests {
     #[test]
     fn adamw_decays_weights_but_not_biases() {
         let vs = nn::VarStore::new(tch::Device::Cpu);
-        let w = vs.root().var("lin.weight", &[1], nn::Init::Const(1.0));
-        let b = vs.root().var("lin.bias", &[1], nn::Init::Const(1.0));
+        let w = (vs.root() / "lin").var("weight", &[1], nn::Init::Const(1.0));
+        let b = (vs.root() / "lin").var("bias", &[1], nn::Init::Const(1.0));
         let cfg = TrainConfig { optimizer: OptimizerKind::AdamW, weight_decay: 0.5, ..Default::default() };
         let mut opt = Optimizer::new(&vs, &cfg);
         ((&w + &b) * 0.0).sum(Kind::Float).backward(); // zero gradients: only decay acts

@@ -14,9 +14,7 @@
 //! prints whole frames as ordinary lines on stdout, at most one per
 //! [`NOTEBOOK_INTERVAL`] plus the final frame: a short log that shows the run
 //! is alive without flooding the cell.
-use indicatif::{
-    ProgressBar, ProgressDrawTarget, ProgressFinish, ProgressState, ProgressStyle, TermLike,
-};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressFinish, ProgressState, ProgressStyle, TermLike};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::io::{self, IsTerminal, Write};
@@ -90,10 +88,7 @@ impl FromStr for ProgressMode {
             "terminal" => Ok(ProgressMode::Terminal),
             "notebook" => Ok(ProgressMode::Notebook),
             "quiet" => Ok(ProgressMode::Quiet),
-            _ => Err(crate::Error::invalid(
-                "progress",
-                format!("`{s}` is not one of auto, terminal, notebook, quiet"),
-            )),
+            _ => Err(crate::Error::invalid("progress", format!("`{s}` is not one of auto, terminal, notebook, quiet"))),
         }
     }
 }
@@ -145,14 +140,10 @@ impl Progress {
     /// (after [`ProgressMode::resolve`]).
     pub fn new(total: u64, desc: &str, mode: ProgressMode) -> Progress {
         match mode.resolve() {
-            ProgressMode::Notebook => Progress::with_notebook_sink(
-                total,
-                desc,
-                NotebookSink::new(Box::new(io::stdout()), NOTEBOOK_INTERVAL),
-            ),
-            ProgressMode::Terminal => {
-                Progress::build(total, desc, ProgressDrawTarget::stderr(), None)
+            ProgressMode::Notebook => {
+                Progress::with_notebook_sink(total, desc, NotebookSink::new(Box::new(io::stdout()), NOTEBOOK_INTERVAL))
             }
+            ProgressMode::Terminal => Progress::build(total, desc, ProgressDrawTarget::stderr(), None),
             _ => Progress::build(total, desc, ProgressDrawTarget::hidden(), None),
         }
     }
@@ -162,28 +153,14 @@ impl Progress {
         Progress::build(total, desc, target, Some(sink))
     }
 
-    fn build(
-        total: u64,
-        desc: &str,
-        target: ProgressDrawTarget,
-        notebook: Option<NotebookSink>,
-    ) -> Progress {
+    fn build(total: u64, desc: &str, target: ProgressDrawTarget, notebook: Option<NotebookSink>) -> Progress {
         let initial = Arc::new(AtomicU64::new(0));
         let bar = ProgressBar::with_draw_target(Some(total), target)
             .with_style(tqdm_style(initial.clone()))
-            .with_prefix(if desc.is_empty() {
-                String::new()
-            } else {
-                format!("{desc}: ")
-            })
+            .with_prefix(if desc.is_empty() { String::new() } else { format!("{desc}: ") })
             // A bar dropped early (an error, a stop) shows where it stopped rather than 100%.
             .with_finish(ProgressFinish::Abandon);
-        Progress {
-            bar,
-            notebook,
-            initial,
-            finished: AtomicBool::new(false),
-        }
+        Progress { bar, notebook, initial, finished: AtomicBool::new(false) }
     }
 
     /// Starts the bar at `pos` steps already done, like tqdm's `initial=`: a
@@ -209,11 +186,7 @@ impl Progress {
 
     /// Shows `s` (e.g. `"loss=1.58"`) after the rate, as tqdm's `set_postfix_str`.
     pub fn set_postfix(&self, s: &str) {
-        self.bar.set_message(if s.is_empty() {
-            String::new()
-        } else {
-            format!(", {s}")
-        });
+        self.bar.set_message(if s.is_empty() { String::new() } else { format!(", {s}") });
     }
 
     /// Steps done so far.
@@ -249,25 +222,21 @@ fn tqdm_style(initial: Arc<AtomicU64>) -> ProgressStyle {
         (done > 0 && secs > 0.0).then(|| done as f64 / secs)
     };
     let eta_rate = rate.clone();
-    ProgressStyle::with_template(
-        "{prefix}{tq_percent}%|{wide_bar}| {pos}/{len} [{tq_elapsed}<{tq_eta}, {tq_rate}{msg}]",
-    )
-    .expect("the progress template is valid")
-    // tqdm's smooth bar: full block, then ever thinner eighths, then blank.
-    .progress_chars("█▉▊▋▌▍▎▏ ")
-    .with_key("tq_percent", |s: &ProgressState, w: &mut dyn fmt::Write| {
-        let pct = match s.len() {
-            Some(0) | None => 100.0,
-            Some(len) => s.pos() as f64 / len as f64 * 100.0,
-        };
-        let _ = write!(w, "{pct:3.0}");
-    })
-    .with_key("tq_elapsed", |s: &ProgressState, w: &mut dyn fmt::Write| {
-        let _ = w.write_str(&format_interval(shown_elapsed(s)));
-    })
-    .with_key(
-        "tq_eta",
-        move |s: &ProgressState, w: &mut dyn fmt::Write| {
+    ProgressStyle::with_template("{prefix}{tq_percent}%|{wide_bar}| {pos}/{len} [{tq_elapsed}<{tq_eta}, {tq_rate}{msg}]")
+        .expect("the progress template is valid")
+        // tqdm's smooth bar: full block, then ever thinner eighths, then blank.
+        .progress_chars("█▉▊▋▌▍▎▏ ")
+        .with_key("tq_percent", |s: &ProgressState, w: &mut dyn fmt::Write| {
+            let pct = match s.len() {
+                Some(0) | None => 100.0,
+                Some(len) => s.pos() as f64 / len as f64 * 100.0,
+            };
+            let _ = write!(w, "{pct:3.0}");
+        })
+        .with_key("tq_elapsed", |s: &ProgressState, w: &mut dyn fmt::Write| {
+            let _ = w.write_str(&format_interval(shown_elapsed(s)));
+        })
+        .with_key("tq_eta", move |s: &ProgressState, w: &mut dyn fmt::Write| {
             let _ = match eta_rate(s) {
                 Some(r) => {
                     let left = s.len().unwrap_or(0).saturating_sub(s.pos());
@@ -275,24 +244,16 @@ fn tqdm_style(initial: Arc<AtomicU64>) -> ProgressStyle {
                 }
                 None => w.write_str("?"),
             };
-        },
-    )
-    .with_key(
-        "tq_rate",
-        move |s: &ProgressState, w: &mut dyn fmt::Write| {
+        })
+        .with_key("tq_rate", move |s: &ProgressState, w: &mut dyn fmt::Write| {
             let _ = w.write_str(&format_rate(rate(s)));
-        },
-    )
+        })
 }
 
 /// Time since the bar started, frozen once it is finished.
 fn shown_elapsed(s: &ProgressState) -> Duration {
     // For a finished bar `duration()` is the time at which it finished.
-    if s.is_finished() {
-        s.duration()
-    } else {
-        s.elapsed()
-    }
+    if s.is_finished() { s.duration() } else { s.elapsed() }
 }
 
 /// A duration as tqdm prints it: `mm:ss`, or `h:mm:ss` from one hour on;
@@ -307,11 +268,7 @@ fn shown_elapsed(s: &ProgressState) -> Duration {
 pub fn format_interval(d: Duration) -> String {
     let t = d.as_secs();
     let (h, m, s) = (t / 3600, t / 60 % 60, t % 60);
-    if h > 0 {
-        format!("{h}:{m:02}:{s:02}")
-    } else {
-        format!("{m:02}:{s:02}")
-    }
+    if h > 0 { format!("{h}:{m:02}:{s:02}") } else { format!("{m:02}:{s:02}") }
 }
 
 /// A rate in steps per second as tqdm prints it: `" 6.97it/s"` (five wide, two
@@ -358,17 +315,8 @@ struct SinkState {
 
 impl NotebookSink {
     fn new(out: Box<dyn Write + Send>, interval: Duration) -> NotebookSink {
-        let state = SinkState {
-            out,
-            pending: String::new(),
-            latest: String::new(),
-            printed: String::new(),
-            printed_at: None,
-            interval,
-        };
-        NotebookSink {
-            state: Arc::new(Mutex::new(state)),
-        }
+        let state = SinkState { out, pending: String::new(), latest: String::new(), printed: String::new(), printed_at: None, interval };
+        NotebookSink { state: Arc::new(Mutex::new(state)) }
     }
 
     fn lock(&self) -> MutexGuard<'_, SinkState> {
@@ -396,9 +344,7 @@ impl SinkState {
 
 impl fmt::Debug for NotebookSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NotebookSink")
-            .field("interval", &self.lock().interval)
-            .finish_non_exhaustive()
+        f.debug_struct("NotebookSink").field("interval", &self.lock().interval).finish_non_exhaustive()
     }
 }
 
@@ -453,10 +399,7 @@ impl TermLike for NotebookSink {
         }
         st.latest = frame.to_string();
         let now = Instant::now();
-        if st
-            .printed_at
-            .is_none_or(|t| now.duration_since(t) >= st.interval)
-        {
+        if st.printed_at.is_none_or(|t| now.duration_since(t) >= st.interval) {
             st.print(now)?;
         }
         Ok(())
@@ -501,10 +444,7 @@ mod tests {
         assert_eq!(format_interval(Duration::from_secs(60)), "01:00");
         assert_eq!(format_interval(Duration::from_secs(3599)), "59:59");
         assert_eq!(format_interval(Duration::from_secs(3600)), "1:00:00");
-        assert_eq!(
-            format_interval(Duration::from_secs(100 * 3600 + 61)),
-            "100:01:01"
-        );
+        assert_eq!(format_interval(Duration::from_secs(100 * 3600 + 61)), "100:01:01");
     }
 
     #[test]
@@ -520,12 +460,7 @@ mod tests {
 
     #[test]
     fn mode_names_round_trip() {
-        for m in [
-            ProgressMode::Auto,
-            ProgressMode::Terminal,
-            ProgressMode::Notebook,
-            ProgressMode::Quiet,
-        ] {
+        for m in [ProgressMode::Auto, ProgressMode::Terminal, ProgressMode::Notebook, ProgressMode::Quiet] {
             assert_eq!(m.to_string().parse::<ProgressMode>().unwrap(), m);
             assert_eq!(serde_json::to_string(&m).unwrap(), format!("\"{m}\""));
         }
@@ -561,11 +496,7 @@ mod tests {
     #[test]
     fn notebook_bar_prints_lines_ending_in_final_state() {
         let out = Shared::default();
-        let bar = Progress::with_notebook_sink(
-            8,
-            "train",
-            NotebookSink::new(Box::new(out.clone()), Duration::ZERO),
-        );
+        let bar = Progress::with_notebook_sink(8, "train", NotebookSink::new(Box::new(out.clone()), Duration::ZERO));
         for _ in 0..5 {
             bar.inc(1);
         }
@@ -582,28 +513,17 @@ mod tests {
         assert!(last.contains("| 5/8 [00:00<00:00, "), "{last}");
         assert!(last.ends_with("it/s, loss=1.58]"), "{last}");
         for l in &lines {
-            assert!(
-                l.starts_with("train: ") && l.chars().count() <= NOTEBOOK_WIDTH as usize,
-                "{l}"
-            );
+            assert!(l.starts_with("train: ") && l.chars().count() <= NOTEBOOK_WIDTH as usize, "{l}");
         }
         // The bar fills the fixed width exactly, as tqdm fills its columns.
         assert_eq!(last.chars().count(), NOTEBOOK_WIDTH as usize, "{last}");
-        assert_eq!(
-            lines.iter().filter(|l| **l == last).count(),
-            1,
-            "final frame printed twice: {text}"
-        );
+        assert_eq!(lines.iter().filter(|l| **l == last).count(), 1, "final frame printed twice: {text}");
     }
 
     #[test]
     fn resumed_bar_starts_at_initial() {
         let out = Shared::default();
-        let bar = Progress::with_notebook_sink(
-            10,
-            "",
-            NotebookSink::new(Box::new(out.clone()), Duration::ZERO),
-        );
+        let bar = Progress::with_notebook_sink(10, "", NotebookSink::new(Box::new(out.clone()), Duration::ZERO));
         bar.set_initial(10);
         bar.finish();
         let text = out.text();
