@@ -15,7 +15,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Fine-tune a model on a dataset and write a run record.
-    Fit(FitArgs),
+    Fit(Box<FitArgs>),
     /// Fine-tune the shipped MiniLM on the shipped WOS sample (a quick demo).
     Demo {
         /// Epochs to run.
@@ -74,7 +74,7 @@ struct FitArgs {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Fit(args) => fit_cmd(args),
+        Command::Fit(args) => fit_cmd(*args),
         Command::Demo { epochs, out } => fit_cmd(FitArgs {
             data: "../shared/data/wos-sample".into(),
             text_column: "text".into(),

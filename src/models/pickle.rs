@@ -137,6 +137,19 @@ enum Global {
     Storage(DType),
 }
 
+impl Global {
+    fn python_name(self) -> &'static str {
+        match self {
+            Global::OrderedDict => "collections.OrderedDict",
+            Global::RebuildTensorV2 => "torch._utils._rebuild_tensor_v2",
+            Global::RebuildTensor => "torch._utils._rebuild_tensor",
+            Global::RebuildParameter => "torch._utils._rebuild_parameter",
+            Global::RebuildParameterWithState => "torch._utils._rebuild_parameter_with_state",
+            Global::Storage(d) => d.class,
+        }
+    }
+}
+
 fn resolve_global(module: &str, name: &str) -> Option<Global> {
     Some(match (module, name) {
         ("collections", "OrderedDict") => Global::OrderedDict,
@@ -184,7 +197,8 @@ enum Value {
 enum Obj {
     /// Interned: equal strings are one object, so dict keys compare by index.
     Str(Rc<str>),
-    Bytes(Vec<u8>),
+    /// Nothing in a state dict reads bytes, so their content is not kept.
+    Bytes,
     /// An integer that does not fit in i64, as minimal little-endian two's complement.
     BigInt(Vec<u8>),
     Tuple(Vec<Value>),
@@ -224,6 +238,18 @@ enum DictKey {
     Int(i64),
     Float(u64),
     Identity(usize),
+}
+
+impl DictKey {
+    fn of(v: Value) -> Self {
+        match v {
+            Value::None => DictKey::None,
+            Value::Bool(b) => DictKey::Bool(b),
+            Value::Int(i) => DictKey::Int(i),
+            Value::Float(f) => DictKey::Float(f.to_bits()),
+            Value::Obj(i) => DictKey::Identity(i),
+        }
+    }
 }
 
 /// A storage (or, in the legacy format, a view of one), in elements.
@@ -299,7 +325,7 @@ impl Heap {
             Value::Float(_) => "a float",
             Value::Obj(_) => match self.get(v) {
                 Some(Obj::Str(_)) => "a str",
-                Some(Obj::Bytes(_)) => "a bytes",
+                Some(Obj::Bytes) => "a bytes",
                 Some(Obj::BigInt(_)) => "an int",
                 Some(Obj::Tuple(_)) => "a tuple",
                 Some(Obj::List(_)) => "a list",
@@ -308,18 +334,6 @@ impl Heap {
                 Some(Obj::Storage(_)) => "a storage",
                 Some(Obj::Tensor(_)) => "a tensor",
                 None => "an invalid reference",
-            },
-        }
-    }
-
-    fn dict_key(&self, v: Value) -> DictKey {
-        match v {
-            Value::None => DictKey::None,
-            Value::Bool(b) => DictKey::Bool(b),
-            Value::Int(i) => DictKey::Int(i),
-            Value::Float(f) => DictKey::Float(f.to_bits()),
-            Value::Obj(i) => match self.objs.get(i) {
-                _ => DictKey::Identity(i),
             },
         }
     }
@@ -373,11 +387,25 @@ struct Machine<'a, 's> {
     memo: HashMap<u32, Value>,
     heap: Heap,
     storages: &'s mut Storages,
+    /// Persistent id object → the storage it loaded.
+    loaded: HashMap<usize, Value>,
+    /// Argument tuple object → the tensor rebuilt from it.
+    rebuilt: HashMap<usize, Value>,
 }
 
 /// Runs the pickle starting at `data[start]` up to its STOP opcode.
 fn unpickle(data: &[u8], start: usize, storages: &mut Storages) -> std::result::Result<Unpickled, PickleError> {
-    let mut m = Machine { data, pos: start, stack: Vec::new(), marks: Vec::new(), memo: HashMap::new(), heap: Heap::default(), storages };
+    let mut m = Machine {
+        data,
+        pos: start,
+        stack: Vec::new(),
+        marks: Vec::new(),
+        memo: HashMap::new(),
+        heap: Heap::default(),
+        storages,
+        loaded: HashMap::new(),
+        rebuilt: HashMap::new(),
+    };
     loop {
         let at = m.pos;
         let Some(&op) = data.get(at) else {
@@ -493,7 +521,7 @@ impl<'a> Machine<'a, '_> {
                 let v = self.heap.alloc_str(s);
                 self.push(v)
             }
-            Err(_) => self.alloc_push(Obj::Bytes(bytes.to_vec())),
+            Err(_) => self.alloc_push(Obj::Bytes),
         }
     }
 
@@ -615,18 +643,18 @@ impl<'a> Machine<'a, '_> {
             }
             b'B' => {
                 let n = u32::from_le_bytes(self.array("BINBYTES")?);
-                let s = self.take_u64(n.into(), "BINBYTES")?;
-                self.alloc_push(Obj::Bytes(s.to_vec()))?;
+                self.take_u64(n.into(), "BINBYTES")?;
+                self.alloc_push(Obj::Bytes)?;
             }
             b'C' => {
                 let n = self.byte("SHORT_BINBYTES")?;
-                let s = self.take(n.into(), "SHORT_BINBYTES")?;
-                self.alloc_push(Obj::Bytes(s.to_vec()))?;
+                self.take(n.into(), "SHORT_BINBYTES")?;
+                self.alloc_push(Obj::Bytes)?;
             }
             0x8e => {
                 let n = u64::from_le_bytes(self.array("BINBYTES8")?);
-                let s = self.take_u64(n, "BINBYTES8")?;
-                self.alloc_push(Obj::Bytes(s.to_vec()))?;
+                self.take_u64(n, "BINBYTES8")?;
+                self.alloc_push(Obj::Bytes)?;
             }
             b')' => self.alloc_push(Obj::Tuple(Vec::new()))?,
             b't' => {
@@ -778,17 +806,15 @@ impl<'a> Machine<'a, '_> {
             return Err("SETITEMS with an odd number of keys and values".into());
         }
         let kind = self.heap.type_name(target);
-        let Value::Obj(idx) = target else {
-            return Err(format!("SETITEM on {kind}, not a dict"));
+        let dict = match target {
+            Value::Obj(i) => match self.heap.objs.get_mut(i) {
+                Some(Obj::Dict(d)) => d,
+                _ => return Err(format!("SETITEM on {kind}, not a dict")),
+            },
+            _ => return Err(format!("SETITEM on {kind}, not a dict")),
         };
-        if !matches!(self.heap.objs.get(idx), Some(Obj::Dict(_))) {
-            return Err(format!("SETITEM on {kind}, not a dict"));
-        }
         for pair in items.chunks_exact(2) {
-            let dk = self.heap.dict_key(pair[0]);
-            if let Some(Obj::Dict(d)) = self.heap.objs.get_mut(idx) {
-                d.insert(dk, pair[0], pair[1]);
-            }
+            dict.insert(DictKey::of(pair[0]), pair[0], pair[1]);
         }
         Ok(())
     }
@@ -814,13 +840,13 @@ impl<'a> Machine<'a, '_> {
     }
 
     /// REDUCE: only the known constructors, evaluated here.
-    fn reduce(&mut self, callable: Value, args: Value) -> Step<Value> {
+    fn reduce(&mut self, callable: Value, args_value: Value) -> Step<Value> {
         let Some(Obj::Global(g)) = self.heap.get(callable) else {
             return Err(format!("REDUCE can only call allowed torch functions, not {}", self.heap.type_name(callable)));
         };
         let g = *g;
-        let Some(Obj::Tuple(args)) = self.heap.get(args) else {
-            return Err(format!("REDUCE arguments must be a tuple, found {}", self.heap.type_name(args)));
+        let Some(Obj::Tuple(args)) = self.heap.get(args_value) else {
+            return Err(format!("REDUCE arguments must be a tuple, found {}", self.heap.type_name(args_value)));
         };
         // Check the arity before copying, so a huge memoized tuple costs nothing.
         let arity_ok = match g {
@@ -835,17 +861,27 @@ impl<'a> Machine<'a, '_> {
             // torch pickles an OrderedDict as `OrderedDict()` plus SETITEMS;
             // building one from a (possibly memoized, huge) list would let a
             // few bytes of input allocate without bound.
-            return Err(format!("{g:?} called with {} arguments, which torch never writes", args.len()));
+            return Err(format!("`{}` called with {} arguments, which torch never writes", g.python_name(), args.len()));
         }
         let args = args.clone();
         match g {
             Global::OrderedDict => Ok(self.heap.alloc(Obj::Dict(Dict::default()))),
-            Global::RebuildTensorV2 | Global::RebuildTensor => self.rebuild_tensor(&args),
+            Global::RebuildTensorV2 | Global::RebuildTensor => {
+                // Same arguments, same tensor: a memoized argument tuple
+                // replayed many times must not allocate each time.
+                let Value::Obj(key) = args_value else { return Err("internal: arguments are not an object".into()) };
+                if let Some(&t) = self.rebuilt.get(&key) {
+                    return Ok(t);
+                }
+                let t = self.rebuild_tensor(&args)?;
+                self.rebuilt.insert(key, t);
+                Ok(t)
+            }
             Global::RebuildParameter | Global::RebuildParameterWithState => match args[0] {
                 t if self.heap.is_tensor(t) => Ok(t),
                 t => Err(format!("_rebuild_parameter expects a tensor, found {}", self.heap.type_name(t))),
             },
-            Global::Storage(_) => unreachable!("refused above"),
+            Global::Storage(_) => Err("internal: storage classes are refused above".into()),
         }
     }
 
@@ -871,15 +907,26 @@ impl<'a> Machine<'a, '_> {
         let Some(Obj::Tuple(items)) = self.heap.get(pid) else {
             return Err(format!("persistent id: {SHAPE}, found {}", self.heap.type_name(pid)));
         };
-        let items = items.clone();
         if !(items.len() == 5 || items.len() == 6) || self.heap.str(items[0]) != Some("storage") {
             return Err(format!("persistent id: {SHAPE}"));
         }
+        // A memoized id loaded again is the same storage (torch caches them
+        // too); answering from the cache keeps a few input bytes from
+        // allocating a new object each time.
+        if let Value::Obj(i) = pid
+            && let Some(&v) = self.loaded.get(&i)
+        {
+            return Ok(v);
+        }
+        let items = items.clone();
         let Some(Obj::Global(Global::Storage(dtype))) = self.heap.get(items[1]) else {
             return Err(format!("persistent id: the storage type must be a torch storage class, found {}", self.heap.type_name(items[1])));
         };
         let dtype = *dtype;
         let key = match (items[2], self.heap.str(items[2])) {
+            (_, Some(s)) if s.len() > MAX_STORAGE_KEY => {
+                return Err(format!("persistent id: storage key of {} bytes; torch writes short numbers", s.len()));
+            }
             (_, Some(s)) => s.to_string(),
             (Value::Int(i), None) => i.to_string(),
             _ => {
@@ -916,7 +963,11 @@ impl<'a> Machine<'a, '_> {
                 _ => return Err("persistent id: view metadata must be (key, offset, size)".into()),
             },
         };
-        Ok(self.heap.alloc(Obj::Storage(StorageRef { key, dtype, offset, numel: view_numel })))
+        let v = self.heap.alloc(Obj::Storage(StorageRef { key, dtype, offset, numel: view_numel }));
+        if let Value::Obj(i) = pid {
+            self.loaded.insert(i, v);
+        }
+        Ok(v)
     }
 }
 
@@ -1488,6 +1539,44 @@ mod tests {
     }
 
     #[test]
+    fn replayed_memo_references_do_not_allocate() {
+        // A tensor's function and argument tuple are memoized, then replayed
+        // 1000 times: every replay must give back the same object.
+        let mut p = P::default().op(b"\x80\x02]q\x00").global("torch._utils", "_rebuild_tensor_v2").op(b"q\x01(");
+        p = p.storage("FloatStorage", "k", 4).op(b"K\x00(K\x04t(K\x01t\x89}tq\x02Ra");
+        for _ in 0..1000 {
+            p = p.op(b"h\x01h\x02Ra");
+        }
+        let u = run(&p.op(b".").0).unwrap();
+        let items = u.heap.seq(u.value).unwrap();
+        assert_eq!(items.len(), 1001);
+        assert!(items.iter().all(|&v| v == items[0] && u.heap.is_tensor(v)));
+        assert!(u.heap.objs.len() < 20, "{} objects", u.heap.objs.len());
+        // Persistent ids replayed from the memo load the same storage.
+        let pid = P::default().op(b"\x80\x02(").s("storage").global("torch", "FloatStorage").s("k").s("cpu").int(4).op(b"tq\x00Q");
+        let mut pid = pid;
+        for _ in 0..1000 {
+            pid = pid.op(b"h\x00Q0");
+        }
+        let u = unpickle(&pid.op(b".").0, 0, &mut Storages::default()).unwrap();
+        assert!(u.heap.objs.len() < 20, "{} objects", u.heap.objs.len());
+    }
+
+    #[test]
+    fn refuses_shapes_torch_never_writes() {
+        // OrderedDict(list) could copy a huge memoized list per REDUCE.
+        let p = P::default().op(b"\x80\x02").global("collections", "OrderedDict").op(b"]").s("a").op(b"K\x01\x86a\x85R.");
+        assert!(err(&p.0).contains("never writes"));
+        let long_key = "9".repeat(MAX_STORAGE_KEY + 1);
+        let p = P::default().op(b"\x80\x02").storage("FloatStorage", &long_key, 1).op(b".");
+        assert!(err(&p.0).contains("storage key of 257 bytes"));
+        let p = P::default().op(b"\x80\x02").storage("FloatStorage", "k", -1).op(b".");
+        assert!(err(&p.0).contains("negative"));
+        let p = P::default().op(b"\x80\x02(").s("storage").global("collections", "OrderedDict").s("k").s("cpu").int(1).op(b"tQ.");
+        assert!(err(&p.0).contains("storage class"));
+    }
+
+    #[test]
     fn reads_legacy_views_and_sharing() {
         let data = f32_bytes(&[0., 1., 2., 3., 4., 5.]);
         let body = P::default()
@@ -1521,6 +1610,10 @@ mod tests {
         let body = P::default().s("w").tensor("FloatStorage", "k", 4, 0, &[i32::MAX, i32::MAX, i32::MAX], &[0, 0, 0]);
         let e = read(&legacy(body, &[("k", 4, &data)])).unwrap_err().to_string();
         assert!(e.contains("refusing") || e.contains("overflow"), "{e}");
+        // Zero elements need no storage, whatever the other dimensions say.
+        let body = P::default().s("w").tensor("FloatStorage", "k", 4, 0, &[0, i32::MAX, i32::MAX], &[1, 1, 1]);
+        let r = read(&legacy(body, &[("k", 4, &data)]));
+        assert!(r.is_err() || r.unwrap()[0].1.numel() == 0);
     }
 
     #[test]
