@@ -117,6 +117,29 @@ pub trait TextClassifier: std::fmt::Debug {
     }
 }
 
+/// The two classifiers differ only in their encoder field.
+macro_rules! impl_text_classifier {
+    ($ty:ident, $encoder:ident) => {
+        impl TextClassifier for $ty {
+            fn forward_t(&self, ids: &Tensor, mask: &Tensor, types: Option<&Tensor>, train: bool) -> Tensor {
+                self.head.forward(&self.$encoder.forward(ids, mask, types, train), train)
+            }
+            fn var_store(&self) -> &nn::VarStore {
+                &self.vs
+            }
+            fn var_store_mut(&mut self) -> &mut nn::VarStore {
+                &mut self.vs
+            }
+            fn config(&self) -> &ModelConfig {
+                &self.config
+            }
+            fn labels(&self) -> &LabelMap {
+                &self.labels
+            }
+        }
+    };
+}
+
 /// Dropout + `classifier` Linear over the `[CLS]` hidden state.
 #[derive(Debug)]
 struct ClsHead {
@@ -158,23 +181,7 @@ impl BertClassifier {
     }
 }
 
-impl TextClassifier for BertClassifier {
-    fn forward_t(&self, ids: &Tensor, mask: &Tensor, types: Option<&Tensor>, train: bool) -> Tensor {
-        self.head.forward(&self.bert.forward(ids, mask, types, train), train)
-    }
-    fn var_store(&self) -> &nn::VarStore {
-        &self.vs
-    }
-    fn var_store_mut(&mut self) -> &mut nn::VarStore {
-        &mut self.vs
-    }
-    fn config(&self) -> &ModelConfig {
-        &self.config
-    }
-    fn labels(&self) -> &LabelMap {
-        &self.labels
-    }
-}
+impl_text_classifier!(BertClassifier, bert);
 
 /// The notebook's `ELECTRAClass`: an ELECTRA encoder under `electra.*` plus
 /// the head under `classifier.*`.
@@ -197,23 +204,7 @@ impl ElectraClassifier {
     }
 }
 
-impl TextClassifier for ElectraClassifier {
-    fn forward_t(&self, ids: &Tensor, mask: &Tensor, types: Option<&Tensor>, train: bool) -> Tensor {
-        self.head.forward(&self.electra.forward(ids, mask, types, train), train)
-    }
-    fn var_store(&self) -> &nn::VarStore {
-        &self.vs
-    }
-    fn var_store_mut(&mut self) -> &mut nn::VarStore {
-        &mut self.vs
-    }
-    fn config(&self) -> &ModelConfig {
-        &self.config
-    }
-    fn labels(&self) -> &LabelMap {
-        &self.labels
-    }
-}
+impl_text_classifier!(ElectraClassifier, electra);
 
 fn build(config: &ModelConfig, labels: LabelMap) -> Box<dyn TextClassifier> {
     match config {

@@ -212,63 +212,43 @@ fn check_common(path: &Path, hidden: i64, heads: i64, pos_type: &str, model_type
     Ok(())
 }
 
-impl BertConfig {
-    /// Reads a BERT `config.json`.
-    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let cfg: Self = read_json(path)?;
-        cfg.validate(path)?;
-        Ok(cfg)
-    }
+/// `from_file`, `validate` and `dims` are the same for both families; only
+/// the expected `model_type` differs.
+macro_rules! encoder_config_impl {
+    ($ty:ident, $model_type:literal, $what:literal) => {
+        impl $ty {
+            #[doc = concat!("Reads ", $what, " `config.json`.")]
+            pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+                let path = path.as_ref();
+                let cfg: Self = read_json(path)?;
+                cfg.validate(path)?;
+                Ok(cfg)
+            }
 
-    /// Checks values we cannot run (named by key, `path` used in the message).
-    pub fn validate(&self, path: &Path) -> Result<()> {
-        check_common(path, self.hidden_size, self.num_attention_heads, &self.position_embedding_type, &self.model_type, "bert")
-    }
+            /// Checks values we cannot run (named by key; `path` is used in the message).
+            pub fn validate(&self, path: &Path) -> Result<()> {
+                check_common(path, self.hidden_size, self.num_attention_heads, &self.position_embedding_type, &self.model_type, $model_type)
+            }
 
-    /// The encoder-stack dimensions.
-    pub fn dims(&self) -> EncoderDims {
-        EncoderDims {
-            hidden_size: self.hidden_size,
-            num_hidden_layers: self.num_hidden_layers,
-            num_attention_heads: self.num_attention_heads,
-            intermediate_size: self.intermediate_size,
-            hidden_act: self.hidden_act,
-            hidden_dropout_prob: self.hidden_dropout_prob,
-            attention_probs_dropout_prob: self.attention_probs_dropout_prob,
-            layer_norm_eps: self.layer_norm_eps,
+            /// The encoder-stack dimensions.
+            pub fn dims(&self) -> EncoderDims {
+                EncoderDims {
+                    hidden_size: self.hidden_size,
+                    num_hidden_layers: self.num_hidden_layers,
+                    num_attention_heads: self.num_attention_heads,
+                    intermediate_size: self.intermediate_size,
+                    hidden_act: self.hidden_act,
+                    hidden_dropout_prob: self.hidden_dropout_prob,
+                    attention_probs_dropout_prob: self.attention_probs_dropout_prob,
+                    layer_norm_eps: self.layer_norm_eps,
+                }
+            }
         }
-    }
+    };
 }
 
-impl ElectraConfig {
-    /// Reads an ELECTRA `config.json`.
-    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let cfg: Self = read_json(path)?;
-        cfg.validate(path)?;
-        Ok(cfg)
-    }
-
-    /// Checks values we cannot run.
-    pub fn validate(&self, path: &Path) -> Result<()> {
-        check_common(path, self.hidden_size, self.num_attention_heads, &self.position_embedding_type, &self.model_type, "electra")
-    }
-
-    /// The encoder-stack dimensions.
-    pub fn dims(&self) -> EncoderDims {
-        EncoderDims {
-            hidden_size: self.hidden_size,
-            num_hidden_layers: self.num_hidden_layers,
-            num_attention_heads: self.num_attention_heads,
-            intermediate_size: self.intermediate_size,
-            hidden_act: self.hidden_act,
-            hidden_dropout_prob: self.hidden_dropout_prob,
-            attention_probs_dropout_prob: self.attention_probs_dropout_prob,
-            layer_norm_eps: self.layer_norm_eps,
-        }
-    }
-}
+encoder_config_impl!(BertConfig, "bert", "a BERT");
+encoder_config_impl!(ElectraConfig, "electra", "an ELECTRA");
 
 #[cfg(test)]
 mod tests {

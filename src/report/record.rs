@@ -70,3 +70,51 @@ impl RunRecord {
         serde_json::from_str(&text).map_err(|e| Error::data(path, Some(e.line()), format!("not a run record: {e}")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::EpochRecord;
+
+    #[test]
+    fn round_trips_through_json_and_refuses_other_files() {
+        let rec = RunRecord {
+            name: "minilm-bs16".into(),
+            model: "models/minilm".into(),
+            data: "wos-sample".into(),
+            train_size: 168,
+            valid_size: 42,
+            device: "cpu".into(),
+            config: TrainConfig::default(),
+            history: History {
+                epochs: vec![EpochRecord {
+                    epoch: 1,
+                    train_loss: 1.9,
+                    val_loss: Some(1.8),
+                    accuracy: Some(0.5),
+                    macro_f1: Some(0.4),
+                    steps: 11,
+                    lr: 1e-5,
+                    complete: true,
+                    train_s: 3.0,
+                    eval_s: 0.5,
+                    train_samples_per_s: 56.0,
+                    eval_samples_per_s: Some(84.0),
+                }],
+            },
+            final_metrics: None,
+            labels: vec!["a".into(), "b".into()],
+            stop: StopReason::Completed,
+            wall_s: 4.0,
+            started_unix: 1,
+            versions: Versions::current(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("run.json");
+        rec.save(&p).unwrap();
+        assert_eq!(RunRecord::load(&p).unwrap(), rec);
+        std::fs::write(&p, "{\"name\": 3}").unwrap();
+        let e = RunRecord::load(&p).unwrap_err().to_string();
+        assert!(e.contains("run.json") && e.contains("not a run record"), "{e}");
+    }
+}
