@@ -21,9 +21,9 @@ enum Command {
         /// Epochs to run.
         #[arg(long, default_value_t = 2)]
         epochs: usize,
-        /// Output directory.
-        #[arg(long, default_value = "runs/demo")]
-        out: PathBuf,
+        /// Output directory (default: runs/demo-<unix time>, so reruns never collide).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -90,7 +90,9 @@ fn main() -> Result<()> {
             epochs,
             lr: 5e-5,
             seed: 0,
-            out,
+            out: out.unwrap_or_else(|| {
+                format!("runs/demo-{}", SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)).into()
+            }),
         }),
     }
 }

@@ -351,7 +351,9 @@ fn run(
             train_samples_per_s: (steps * cfg.batch_size).min(train.len()) as f64 / train_s.max(1e-9),
             eval_samples_per_s: v.as_ref().map(|v| valid.len() as f64 / v.seconds.max(1e-9)),
         };
-        if cfg.progress.resolve() != super::progress::ProgressMode::Quiet {
+        // Epoch summaries print unless asked for silence, even when `Auto`
+        // hides the bars (piped output, CI logs).
+        if cfg.progress != super::progress::ProgressMode::Quiet {
             println!("{}", epoch_line(&rec));
         }
         state.history.epochs.push(rec);
