@@ -5,7 +5,7 @@ PY := .venv/bin/python
 LARGE_FIXTURES := tests/fixtures/large/train_step.safetensors tests/fixtures/large/electra_parity.safetensors \
 	tests/fixtures/large/minilm_parity.safetensors tests/fixtures/large/electra-seed/babylm_model.bin
 
-.PHONY: setup fixtures test lint notebook demo
+.PHONY: setup fixtures test lint notebook notebook-setup demo
 
 setup:
 	@bash scripts/setup.sh
@@ -21,6 +21,11 @@ test: fixtures
 lint: setup
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
+
+# The Rust Jupyter kernel (evcxr_jupyter into .tools, jupyter packages and the
+# kernelspec into .venv). The notebook itself is not written yet.
+notebook-setup: setup
+	@bash scripts/setup-notebook.sh
 
 # Until the notebook lands this runs the CLI demo on the shipped WOS sample.
 notebook: demo
