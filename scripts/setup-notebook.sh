@@ -24,23 +24,19 @@ else
 fi
 
 kdir=.venv/share/jupyter/kernels/rust
-mkdir -p "$kdir"
+# evcxr rewrites its kernelspec on start unless version.txt matches, so let it
+# install itself first, then add what libtorch needs to the kernel's env.
+JUPYTER_PATH="$root/.venv/share/jupyter" .tools/bin/evcxr_jupyter --install > /dev/null
 libdir=$(readlink -f .libtorch)/lib
-# Written every time: the paths are absolute and the checkout may have moved.
-cat > "$kdir/kernel.json.tmp" <<JSON
-{
-  "argv": ["$root/.tools/bin/evcxr_jupyter", "--control_file", "{connection_file}"],
-  "display_name": "Rust (encoder-bench)",
-  "language": "rust",
-  "interrupt_mode": "message",
-  "env": {
-    "LD_LIBRARY_PATH": "$libdir",
-    "DYLD_LIBRARY_PATH": "$libdir",
-    "LIBTORCH": "$(readlink -f .libtorch)",
-    "LIBTORCH_CXX11_ABI": "1",
-    "PATH": "$root/.tools/bin:$PATH"
-  }
-}
-JSON
-mv "$kdir/kernel.json.tmp" "$kdir/kernel.json"
-say "kernelspec written to $kdir"
+.venv/bin/python - "$kdir/kernel.json" "$libdir" "$(readlink -f .libtorch)" "$root/.tools/bin" <<'PYEOF'
+import json, os, sys
+path, libdir, libtorch, tools = sys.argv[1:]
+spec = json.load(open(path))
+spec["display_name"] = "Rust (encoder-bench)"
+spec["env"] = {"LD_LIBRARY_PATH": libdir, "DYLD_LIBRARY_PATH": libdir, "LIBTORCH": libtorch,
+               "LIBTORCH_CXX11_ABI": "1", "PATH": tools + os.pathsep + os.environ.get("PATH", "")}
+tmp = path + ".tmp"
+json.dump(spec, open(tmp, "w"), indent=1)
+os.replace(tmp, path)
+PYEOF
+say "kernelspec in $kdir (env carries LD_LIBRARY_PATH=$libdir)"

@@ -29,6 +29,9 @@ pub mod tokenizer;
 pub mod train;
 
 pub use error::{Error, Result};
+/// The libtorch bindings this crate is built on, re-exported so notebooks and
+/// downstream code use the same version.
+pub use tch;
 
 /// The names a notebook or script usually needs, in one import.
 pub mod prelude {
@@ -38,5 +41,6 @@ pub mod prelude {
     pub use crate::models::{LoadReport, ModelSource, TextClassifier, load_classifier, save_classifier};
     pub use crate::report::RunRecord;
     pub use crate::tokenizer::TextTokenizer;
-    pub use crate::train::{History, Metrics, OptimizerKind, ProgressMode, Schedule, TrainConfig, fit, validate};
+    pub use crate::train::{FitResult, History, Metrics, OptimizerKind, ProgressMode, Schedule, TrainConfig, fit, validate};
+    pub use tch::Device;
 }
