@@ -15,15 +15,10 @@ fn main() -> Result<()> {
             max_len: 128,
             batch_size: 16,
             epochs: 5,
-            learning_rate: 5e-5,
-            optimizer: OptimizerKind::AdamW,
-            weight_decay: 0.01,
-            schedule: Schedule::Linear,
-            warmup_ratio: 0.1,
             max_grad_norm: Some(1.0),
             seed,
             progress: ProgressMode::Quiet,
-            ..Default::default()
+            ..TrainConfig::transformers_recipe()
         };
         let out = fit(m.as_mut(), &train, &test, &cfg)?;
         let accs: Vec<String> = out.history.epochs.iter().map(|e| format!("{:.0}", e.accuracy.unwrap_or(0.0) * 100.0)).collect();

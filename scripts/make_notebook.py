@@ -76,14 +76,10 @@ let cfg: TrainConfig = TrainConfig {
     batch_size: env_or("BATCH_SIZE", 16),
     epochs: env_or("EPOCHS", 3),
     learning_rate: env_or("LEARNING_RATE", 5e-5),
-    optimizer: OptimizerKind::AdamW,
-    weight_decay: 0.01,
-    schedule: Schedule::Linear,
-    warmup_ratio: 0.1,
     max_grad_norm: Some(1.0),
     stop_file: Some("STOP".into()),
     progress: ProgressMode::Notebook,
-    ..Default::default()
+    ..TrainConfig::transformers_recipe()
 };
 let out: FitResult = fit(bert.as_mut(), &train, &test, &cfg).unwrap();
 out.history.clone()

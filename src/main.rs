@@ -132,12 +132,8 @@ fn fit_cmd(args: FitArgs) -> Result<()> {
         epochs: args.epochs,
         learning_rate: args.lr,
         seed: args.seed,
-        optimizer: OptimizerKind::AdamW,
-        weight_decay: 0.01,
-        schedule: Schedule::Linear,
-        warmup_ratio: 0.1,
         checkpoint_dir: Some(args.out.join("checkpoints")),
-        ..Default::default()
+        ..TrainConfig::transformers_recipe()
     };
     let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let out = fit(model.as_mut(), &train, &test, &cfg)?;

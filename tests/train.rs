@@ -2,7 +2,7 @@
 use encoder_bench::data::{Dataset, Encoded, Split, WosLevel};
 use encoder_bench::models::{ModelSource, TextClassifier, load_classifier};
 use encoder_bench::tokenizer::TextTokenizer;
-use encoder_bench::train::{OptimizerKind, ProgressMode, Schedule, StopReason, TrainConfig, fit, resume, validate};
+use encoder_bench::train::{ProgressMode, Schedule, StopReason, TrainConfig, fit, resume, validate};
 use std::path::PathBuf;
 use tch::Device;
 
@@ -52,14 +52,9 @@ fn fine_tuning_minilm_on_the_wos_sample_learns() {
         max_len: 128,
         batch_size: 16,
         epochs: 5,
-        learning_rate: 5e-5,
-        optimizer: OptimizerKind::AdamW,
-        weight_decay: 0.01,
-        schedule: Schedule::Linear,
-        warmup_ratio: 0.1,
         seed: 0,
         progress: ProgressMode::Quiet,
-        ..Default::default()
+        ..TrainConfig::transformers_recipe()
     };
     let mut m = model(0);
     let out = fit(m.as_mut(), &train, &test, &cfg).unwrap();
@@ -82,16 +77,11 @@ fn small_cfg(dir: Option<PathBuf>) -> TrainConfig {
         max_len: 32,
         batch_size: 8,
         epochs: 2,
-        learning_rate: 5e-5,
-        optimizer: OptimizerKind::AdamW,
-        weight_decay: 0.01,
         max_grad_norm: Some(1.0),
-        schedule: Schedule::Linear,
-        warmup_ratio: 0.1,
         seed: 7,
         progress: ProgressMode::Quiet,
         checkpoint_dir: dir,
-        ..Default::default()
+        ..TrainConfig::transformers_recipe()
     }
 }
 

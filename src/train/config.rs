@@ -111,6 +111,25 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// The recipe of transformers' `Trainer`: AdamW at 5e-5 with weight decay
+    /// 0.01 (not on biases/LayerNorm), linear decay after a 10% warmup; the
+    /// other fields keep the seed's defaults.
+    ///
+    /// ```
+    /// let cfg = encoder_bench::train::TrainConfig::transformers_recipe();
+    /// assert_eq!((cfg.learning_rate, cfg.weight_decay, cfg.warmup_ratio), (5e-5, 0.01, 0.1));
+    /// ```
+    pub fn transformers_recipe() -> Self {
+        TrainConfig {
+            learning_rate: 5e-5,
+            optimizer: OptimizerKind::AdamW,
+            weight_decay: 0.01,
+            schedule: Schedule::Linear,
+            warmup_ratio: 0.1,
+            ..Default::default()
+        }
+    }
+
     /// Checks ranges; errors name the field.
     pub fn validate(&self) -> Result<()> {
         let bad = |name: &str, msg: String| Err(Error::invalid(name, msg));
