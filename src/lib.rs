@@ -12,7 +12,8 @@
 //!   checkpoints (safetensors, PyTorch `.bin` state dicts, hub ids) unchanged.
 //! - [`train`]: loss, Adam/AdamW, schedules, `fit`/`validate`, metrics,
 //!   progress bars, checkpoints and exact resume.
-//! - [`report`]: run records.
+//! - [`report`]: run records, charts, tables.
+//! - [`bench`]: training/evaluation throughput, comparable with `bench/reference.py`.
 //!
 //! ```no_run
 //! use encoder_bench::prelude::*;
@@ -20,6 +21,7 @@
 //! println!("{} texts, {} classes", ds.len(), ds.num_classes());
 //! # Ok::<(), encoder_bench::Error>(())
 //! ```
+pub mod bench;
 pub mod data;
 pub mod device;
 pub mod error;

@@ -5,6 +5,7 @@
 //! `encoder.layer.3.attention.self.query.bias`, ...) so real checkpoints load
 //! without renaming. ELECTRA reuses [`Encoder`] unchanged.
 use super::config::{BertConfig, EncoderDims};
+use super::precision::{layer_norm, linear};
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
@@ -35,7 +36,7 @@ impl SelfAttention {
     fn forward(&self, xs: &Tensor, mask: &Tensor, train: bool) -> Tensor {
         let (b, l, h) = xs.size3().expect("hidden states are [batch, seq, hidden]");
         let split = |t: Tensor| t.view([b, l, self.heads, h / self.heads]).transpose(1, 2);
-        let (q, k, v) = (split(self.query.forward(xs)), split(self.key.forward(xs)), split(self.value.forward(xs)));
+        let (q, k, v) = (split(linear(&self.query, xs)), split(linear(&self.key, xs)), split(linear(&self.value, xs)));
         let p = if train { self.dropout } else { 0.0 };
         let ctx = Tensor::scaled_dot_product_attention(&q, &k, &v, Some(mask), p, false, None, false);
         ctx.transpose(1, 2).reshape([b, l, h])
@@ -61,8 +62,8 @@ impl ResidualOutput {
     }
 
     fn forward(&self, xs: &Tensor, residual: &Tensor, train: bool) -> Tensor {
-        let ys = self.dense.forward(xs).dropout(self.dropout, train);
-        self.layer_norm.forward(&(ys + residual))
+        let ys = linear(&self.dense, xs).dropout(self.dropout, train);
+        layer_norm(&self.layer_norm, &(ys + residual))
     }
 }
 
@@ -89,7 +90,7 @@ impl Layer {
 
     fn forward(&self, xs: &Tensor, mask: &Tensor, train: bool) -> Tensor {
         let attn = self.attention_output.forward(&self.attention.forward(xs, mask, train), xs, train);
-        let inter = self.act.apply(&self.intermediate.forward(&attn));
+        let inter = self.act.apply(&linear(&self.intermediate, &attn));
         self.output.forward(&inter, &attn, train)
     }
 }
@@ -149,7 +150,7 @@ impl Embeddings {
             None => self.token_type_embeddings.forward(&input_ids.zeros_like()),
         };
         let xs = self.word_embeddings.forward(input_ids) + types + self.position_embeddings.forward(&positions);
-        self.layer_norm.forward(&xs).dropout(self.dropout, train)
+        layer_norm(&self.layer_norm, &xs).dropout(self.dropout, train)
     }
 }
 
@@ -199,6 +200,6 @@ impl BertModel {
 
     /// HF's pooled output: tanh(dense(hidden of `[CLS]`)); `None` without a pooler.
     pub fn pool(&self, hidden: &Tensor) -> Option<Tensor> {
-        self.pooler.as_ref().map(|p| p.forward(&hidden.select(1, 0)).tanh())
+        self.pooler.as_ref().map(|p| linear(p, &hidden.select(1, 0)).tanh())
     }
 }

@@ -13,7 +13,7 @@ use crate::tokenizer::TextTokenizer;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
-use tch::nn::{self, Module};
+use tch::nn;
 use tch::{Device, Kind, Tensor};
 
 /// A BERT-family or ELECTRA configuration, told apart by `model_type`.
@@ -156,7 +156,7 @@ impl ClsHead {
     }
 
     fn forward(&self, hidden: &Tensor, train: bool) -> Tensor {
-        self.classifier.forward(&hidden.select(1, 0).dropout(self.dropout, train))
+        super::precision::linear(&self.classifier, &hidden.select(1, 0).dropout(self.dropout, train))
     }
 }
 

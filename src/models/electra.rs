@@ -3,7 +3,7 @@
 use super::bert::{Embeddings, Encoder};
 use super::config::ElectraConfig;
 use tch::Tensor;
-use tch::nn::{self, Module};
+use tch::nn;
 
 /// `transformers.ElectraModel` (the discriminator/generator body).
 ///
@@ -47,7 +47,7 @@ impl ElectraModel {
     pub fn forward(&self, input_ids: &Tensor, attention_mask: &Tensor, token_type_ids: Option<&Tensor>, train: bool) -> Tensor {
         let mut xs = self.embeddings.forward(input_ids, token_type_ids, train);
         if let Some(project) = &self.embeddings_project {
-            xs = project.forward(&xs);
+            xs = super::precision::linear(project, &xs);
         }
         self.encoder.forward(&xs, attention_mask, train)
     }

@@ -6,6 +6,7 @@ pub mod classifier;
 pub mod config;
 pub mod electra;
 pub mod pickle;
+pub mod precision;
 pub mod source;
 
 pub use bert::BertModel;
@@ -13,4 +14,5 @@ pub use checkpoint::{LoadReport, read_weights};
 pub use classifier::{BertClassifier, ElectraClassifier, ModelConfig, TextClassifier, load_classifier, random_classifier, save_classifier};
 pub use config::{Activation, BertConfig, ElectraConfig};
 pub use electra::ElectraModel;
+pub use precision::{Precision, with_precision};
 pub use source::{ModelFiles, ModelSource};

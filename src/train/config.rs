@@ -1,5 +1,6 @@
 //! Training settings, defaulting to the seed notebook's values.
 use crate::data::Padding;
+use crate::models::Precision;
 use crate::train::progress::ProgressMode;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -39,6 +40,9 @@ pub struct TrainConfig {
     pub max_len: usize,
     /// Examples per step.
     pub batch_size: usize,
+    /// Examples per evaluation batch (default: twice `batch_size`; no
+    /// gradients are kept, so bigger batches fit).
+    pub eval_batch_size: Option<usize>,
     /// Passes over the training set.
     pub epochs: usize,
     /// Peak learning rate.
@@ -77,6 +81,8 @@ pub struct TrainConfig {
     pub log_every: usize,
     /// Progress bar style.
     pub progress: ProgressMode,
+    /// fp32, or bf16 matrix products over fp32 weights (see [`crate::models::precision`]).
+    pub precision: Precision,
     /// Where `best/` and `last/` checkpoints go; none when unset.
     pub checkpoint_dir: Option<PathBuf>,
 }
@@ -86,6 +92,7 @@ impl Default for TrainConfig {
         TrainConfig {
             max_len: 64,
             batch_size: 16,
+            eval_batch_size: None,
             epochs: 3,
             learning_rate: 1e-5,
             optimizer: OptimizerKind::Adam,
@@ -105,6 +112,7 @@ impl Default for TrainConfig {
             stop_file: None,
             log_every: 10,
             progress: ProgressMode::Auto,
+            precision: Precision::Fp32,
             checkpoint_dir: None,
         }
     }

@@ -8,8 +8,8 @@ use super::config::TrainConfig;
 use super::metrics::{Metrics, argmax_rows};
 use super::optim::Optimizer;
 use super::progress::Progress;
-use crate::data::Encoded;
-use crate::models::TextClassifier;
+use crate::data::{Batch, Encoded};
+use crate::models::{TextClassifier, with_precision};
 use crate::models::checkpoint::{KeyMap, load_into, read_weights};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -135,12 +135,13 @@ pub fn validate(model: &dyn TextClassifier, data: &Encoded, cfg: &TrainConfig) -
     }
     let start = Instant::now();
     let device = model.var_store().device();
-    let batches = data.batches(cfg.batch_size.max(1) * 2, cfg.padding, None, device)?;
+    let batches = data.batches(cfg.eval_batch_size.unwrap_or(cfg.batch_size * 2).max(1), cfg.padding, None, device)?;
     let bar = Progress::new(batches.len() as u64, "valid", cfg.progress);
     let (mut logits_all, mut loss_sum) = (Vec::new(), Tensor::zeros([], (Kind::Float, device)));
     tch::no_grad(|| {
         for b in batches {
-            let logits = model.forward_t(&b.ids, &b.mask, Some(&b.token_type_ids), false).to_kind(Kind::Float);
+            let logits = with_precision(cfg.precision, || model.forward_t(&b.ids, &b.mask, Some(&b.token_type_ids), false))
+                .to_kind(Kind::Float);
             loss_sum += loss_fn(&logits, &b.targets, cfg.label_smoothing) * b.size() as f64;
             logits_all.push(logits);
             bar.inc(1);
@@ -198,6 +199,21 @@ fn step_seed(seed: u64, epoch: usize, step: usize) -> i64 {
     (x >> 1) as i64
 }
 
+/// One optimizer step on `batch` at learning rate `lr`: forward (in
+/// `cfg.precision`), loss, backward, optional clipping, update. Returns the
+/// loss as a detached device scalar (reading it would synchronise the device).
+pub fn train_step(model: &dyn TextClassifier, opt: &mut Optimizer, batch: &Batch, cfg: &TrainConfig, lr: f64) -> Tensor {
+    let logits = with_precision(cfg.precision, || model.forward_t(&batch.ids, &batch.mask, Some(&batch.token_type_ids), true));
+    let loss = loss_fn(&logits, &batch.targets, cfg.label_smoothing);
+    opt.zero_grad();
+    loss.backward();
+    if let Some(max) = cfg.max_grad_norm {
+        let _ = opt.clip_grad_norm(max);
+    }
+    opt.step(lr);
+    loss.detach()
+}
+
 /// Runs (the rest of) one epoch, the seed's `train`; returns mean loss,
 /// steps, last lr, and a stop reason if the epoch was cut short.
 #[allow(clippy::too_many_arguments)]
@@ -223,16 +239,8 @@ fn train_epoch(
     let mut steps = state.epoch_steps;
     for b in batches {
         tch::manual_seed(step_seed(cfg.seed, epoch, steps));
-        let logits = model.forward_t(&b.ids, &b.mask, Some(&b.token_type_ids), true);
-        let loss = loss_fn(&logits, &b.targets, cfg.label_smoothing);
-        opt.zero_grad();
-        loss.backward();
-        if let Some(max) = cfg.max_grad_norm {
-            let _ = opt.clip_grad_norm(max);
-        }
         lr = cfg.lr_at(state.global_step, total_steps);
-        opt.step(lr);
-        loss_sum += loss.detach();
+        loss_sum += train_step(model, opt, &b, cfg, lr);
         steps += 1;
         state.global_step += 1;
         bar.inc(1);

@@ -7,6 +7,6 @@ pub mod optim;
 pub mod progress;
 
 pub use config::{OptimizerKind, Schedule, TrainConfig};
-pub use fit::{EpochRecord, FitResult, History, StopReason, Validation, fit, loss_fn, resume, validate};
+pub use fit::{EpochRecord, FitResult, History, StopReason, Validation, fit, loss_fn, resume, train_step, validate};
 pub use metrics::{ConfusionMatrix, Metrics};
 pub use progress::{Progress, ProgressMode};

@@ -1,0 +1,229 @@
+//! Throughput of the seed's training and evaluation work, measured the way
+//! `bench/reference.py` measures Python `transformers`, so the two can be
+//! compared side by side (`scripts/bench-vs-python`).
+//!
+//! A timed phase covers everything from raw texts to results: tokenising
+//! the texts it consumes, batching, the steps, and the final device
+//! synchronisation. Warm-up steps run first and are not timed.
+use crate::data::{Dataset, Encoded, Padding};
+use crate::models::{ModelConfig, Precision, TextClassifier};
+use crate::tokenizer::TextTokenizer;
+use crate::train::optim::Optimizer;
+use crate::train::{ProgressMode, TrainConfig, train_step, validate};
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+use tch::{Device, Kind, Tensor};
+
+/// What to measure.
+///
+/// ```
+/// let cfg = encoder_bench::bench::BenchConfig::default();
+/// assert_eq!((cfg.batch_size, cfg.max_len), (16, 64));
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BenchConfig {
+    /// Examples per step (training and evaluation).
+    pub batch_size: usize,
+    /// Truncation length.
+    pub max_len: usize,
+    /// Untimed steps before each timed phase.
+    pub warmup_steps: usize,
+    /// Timed training steps.
+    pub train_steps: usize,
+    /// Timed evaluation batches.
+    pub eval_batches: usize,
+    /// fp32 or bf16 matrix products.
+    pub precision: Precision,
+    /// Pad to `max_len` (the seed) or per batch.
+    pub padding: Padding,
+}
+
+impl Default for BenchConfig {
+    fn default() -> Self {
+        BenchConfig { batch_size: 16, max_len: 64, warmup_steps: 3, train_steps: 10, eval_batches: 10, precision: Precision::Fp32, padding: Padding::Dynamic }
+    }
+}
+
+/// Figures of one [`run`], in the units `bench/reference.py` prints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchResult {
+    /// What was measured (a model name or path).
+    pub model: String,
+    /// Trainable parameters.
+    pub params: i64,
+    /// Device name.
+    pub device: String,
+    /// The settings.
+    pub config: BenchConfig,
+    /// Training samples per second (tokenising included).
+    pub train_samples_per_s: f64,
+    /// Evaluation samples per second (tokenising included).
+    pub eval_samples_per_s: f64,
+    /// Mean padded sequence length of the timed training batches.
+    pub mean_seq_len: f64,
+    /// Model FLOPs of one training sample (3 × forward).
+    pub train_flops_per_sample: f64,
+    /// Achieved model FLOP/s in training, in GFLOP/s.
+    pub train_gflops: f64,
+    /// Achieved model FLOP/s in evaluation, in GFLOP/s.
+    pub eval_gflops: f64,
+    /// Peak resident memory of the process so far, MiB (Linux only).
+    pub peak_rss_mib: Option<f64>,
+}
+
+/// Matrix-multiply FLOPs of one forward pass of one sequence of `seq`
+/// tokens: every Linear (2·in·out per token), the two attention products
+/// (2·2·seq·hidden per token and layer), the classifier. Embedding lookups,
+/// LayerNorm, softmax and GELU are not counted (the usual convention; they
+/// are a few percent).
+///
+/// ```
+/// use encoder_bench::models::{BertConfig, ModelConfig};
+/// let cfg: BertConfig = serde_json::from_str(r#"{"vocab_size": 30522, "hidden_size": 768, "num_hidden_layers": 12,
+///     "num_attention_heads": 12, "intermediate_size": 3072, "max_position_embeddings": 512}"#).unwrap();
+/// // bert-base at 128 tokens: ~22.5 GFLOPs per sequence, the textbook figure.
+/// let f = encoder_bench::bench::forward_flops(&ModelConfig::Bert(cfg), 128.0, 2);
+/// assert!((f / 1e9 - 22.5).abs() < 0.5, "{}", f / 1e9);
+/// ```
+pub fn forward_flops(config: &ModelConfig, seq: f64, classes: i64) -> f64 {
+    let (h, layers, inter, project) = match config {
+        ModelConfig::Bert(c) => (c.hidden_size, c.num_hidden_layers, c.intermediate_size, 0),
+        ModelConfig::Electra(c) => {
+            (c.hidden_size, c.num_hidden_layers, c.intermediate_size, if c.embedding_size != c.hidden_size { c.embedding_size } else { 0 })
+        }
+    };
+    let (h, layers, inter, project) = (h as f64, layers as f64, inter as f64, project as f64);
+    let per_token_linear = layers * (4.0 * h * h + 2.0 * h * inter) + project * h;
+    let attention = layers * 2.0 * seq * h;
+    2.0 * (per_token_linear + attention) * seq + 2.0 * h * classes as f64
+}
+
+/// Waits for queued device work (CUDA); a no-op on the CPU.
+pub fn synchronize(device: Device) {
+    if let Device::Cuda(i) = device {
+        tch::Cuda::synchronize(i as i64);
+    }
+}
+
+/// Measured GFLOP/s of an `n`×`n`×`n` matrix product in `kind` on `device`
+/// (the ceiling the model figures are compared with).
+pub fn matmul_gflops(device: Device, n: i64, kind: Kind) -> f64 {
+    let a = Tensor::randn([n, n], (kind, device));
+    let b = Tensor::randn([n, n], (kind, device));
+    for _ in 0..2 {
+        let _ = a.matmul(&b);
+    }
+    synchronize(device);
+    let (start, mut reps) = (Instant::now(), 0u32);
+    while reps < 3 || start.elapsed().as_secs_f64() < 1.0 {
+        let _ = a.matmul(&b);
+        reps += 1;
+        synchronize(device);
+    }
+    2.0 * (n as f64).powi(3) * reps as f64 / start.elapsed().as_secs_f64() / 1e9
+}
+
+/// Peak resident set size of this process in MiB (`VmHWM`), Linux only.
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// `n` examples taken from `ds` in order, cycling when it is shorter.
+fn cycled(ds: &Dataset, start: usize, n: usize) -> Dataset {
+    let idx: Vec<usize> = (0..n).map(|i| (start + i) % ds.len()).collect();
+    ds.subset(&idx)
+}
+
+fn train_config(cfg: &BenchConfig) -> TrainConfig {
+    // The seed's optimisation (Adam 1e-5, label smoothing 0.001, no clipping).
+    TrainConfig {
+        batch_size: cfg.batch_size,
+        max_len: cfg.max_len,
+        padding: cfg.padding,
+        precision: cfg.precision,
+        shuffle: false,
+        progress: ProgressMode::Quiet,
+        eval_batch_size: Some(cfg.batch_size),
+        ..TrainConfig::default()
+    }
+}
+
+fn mean_len(enc: &Encoded, batch: usize, padding: Padding) -> f64 {
+    let widths: Vec<usize> = enc
+        .ids
+        .chunks(batch)
+        .map(|c| match padding {
+            Padding::MaxLen => enc.max_len,
+            Padding::Dynamic => c.iter().map(Vec::len).max().unwrap_or(0),
+        })
+        .collect();
+    widths.iter().sum::<usize>() as f64 / widths.len().max(1) as f64
+}
+
+/// Measures training and evaluation throughput of `model` on texts cycled
+/// from `data`. The model is trained by the timed steps (use a copy you
+/// can discard).
+pub fn run(name: &str, model: &mut dyn TextClassifier, tok: &TextTokenizer, data: &Dataset, cfg: &BenchConfig) -> Result<BenchResult> {
+    if data.is_empty() {
+        return Err(Error::invalid("bench data", "is empty"));
+    }
+    if cfg.batch_size == 0 || cfg.train_steps == 0 || cfg.eval_batches == 0 {
+        return Err(Error::invalid("bench", "batch_size, train_steps and eval_batches must be at least 1"));
+    }
+    let device = model.var_store().device();
+    let tc = train_config(cfg);
+    let bs = cfg.batch_size;
+    let mut opt = Optimizer::new(model.var_store(), &tc);
+
+    let warm = tok.encode_dataset(&cycled(data, 0, cfg.warmup_steps * bs), cfg.max_len)?;
+    for b in warm.batches(bs, cfg.padding, None, device)? {
+        let _ = train_step(model, &mut opt, &b, &tc, tc.learning_rate);
+    }
+    synchronize(device);
+    let texts = cycled(data, cfg.warmup_steps * bs, cfg.train_steps * bs);
+    let start = Instant::now();
+    let enc = tok.encode_dataset(&texts, cfg.max_len)?;
+    let mut loss = Tensor::zeros([], (Kind::Float, device));
+    for b in enc.batches(bs, cfg.padding, None, device)? {
+        loss += train_step(model, &mut opt, &b, &tc, tc.learning_rate);
+    }
+    let loss = loss.double_value(&[]); // synchronises
+    let train_s = start.elapsed().as_secs_f64();
+    if !loss.is_finite() {
+        return Err(Error::Training(format!("benchmark loss became {loss}")));
+    }
+    let seq = mean_len(&enc, bs, cfg.padding);
+
+    if cfg.warmup_steps > 0 {
+        validate(model, &warm, &tc)?;
+    }
+    let texts = cycled(data, 0, cfg.eval_batches * bs);
+    let start = Instant::now();
+    let enc = tok.encode_dataset(&texts, cfg.max_len)?;
+    validate(model, &enc, &tc)?;
+    let eval_s = start.elapsed().as_secs_f64();
+    let eval_seq = mean_len(&enc, bs, cfg.padding);
+
+    let classes = model.num_classes();
+    let train_sps = (cfg.train_steps * bs) as f64 / train_s;
+    let eval_sps = (cfg.eval_batches * bs) as f64 / eval_s;
+    let fwd = forward_flops(model.config(), seq, classes);
+    Ok(BenchResult {
+        model: name.to_string(),
+        params: model.num_parameters(),
+        device: crate::device::device_name(device),
+        config: cfg.clone(),
+        train_samples_per_s: train_sps,
+        eval_samples_per_s: eval_sps,
+        mean_seq_len: seq,
+        train_flops_per_sample: 3.0 * fwd,
+        train_gflops: 3.0 * fwd * train_sps / 1e9,
+        eval_gflops: forward_flops(model.config(), eval_seq, classes) * eval_sps / 1e9,
+        peak_rss_mib: peak_rss_mib(),
+    })
+}

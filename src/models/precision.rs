@@ -1,0 +1,151 @@
+//! Mixed precision: bf16 matrix products over fp32 master weights.
+//!
+//! libtorch's autocast, as tch exposes it, is CUDA-only and picks fp16 (tch
+//! cannot set the autocast dtype), and fp16 on a CPU is orders of magnitude
+//! slower. So the layers of this crate cast for themselves, the way
+//! `torch.autocast(dtype=torch.bfloat16)` does: inside a [`with_precision`]
+//! scope every [`linear`] runs in bf16 (inputs, weights and bias cast on the
+//! fly, so the optimizer still updates fp32 weights), while LayerNorm,
+//! softmax and the loss run in fp32 ([`layer_norm`] casts back up). The same
+//! code path serves CPU (AVX512-BF16/AMX) and CUDA.
+use serde::{Deserialize, Serialize};
+use std::cell::Cell;
+use tch::nn::{self, Module};
+use tch::{Kind, Tensor};
+
+/// Numeric precision of the matrix products.
+///
+/// ```
+/// use encoder_bench::models::Precision;
+/// assert_eq!("bf16".parse::<Precision>().unwrap(), Precision::Bf16);
+/// assert!("fp16".parse::<Precision>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// Everything in fp32.
+    #[default]
+    Fp32,
+    /// bf16 matrix products (Linear layers, attention), fp32 weights,
+    /// LayerNorm, softmax and loss.
+    Bf16,
+}
+
+impl Precision {
+    /// The dtype matrix products run in.
+    pub fn compute_kind(self) -> Kind {
+        match self {
+            Precision::Fp32 => Kind::Float,
+            Precision::Bf16 => Kind::BFloat16,
+        }
+    }
+
+    /// `"fp32"` or `"bf16"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Bf16 => "bf16",
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> crate::Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "fp32" | "float32" | "f32" => Ok(Precision::Fp32),
+            "bf16" | "bfloat16" => Ok(Precision::Bf16),
+            other => Err(crate::Error::invalid(
+                "precision",
+                format!("`{other}` is not supported; expected fp32 or bf16 (fp16 is not offered: it is ~1000x slower on CPUs)"),
+            )),
+        }
+    }
+}
+
+thread_local! {
+    // Thread-local like torch's autocast state: a scope on one thread never
+    // changes what another thread computes.
+    static PRECISION: Cell<Precision> = const { Cell::new(Precision::Fp32) };
+}
+
+/// Runs `f` with matrix products in `precision`; restores the previous
+/// setting afterwards, also when `f` panics.
+///
+/// ```
+/// use encoder_bench::models::precision::{Precision, linear, with_precision};
+/// let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+/// let lin = tch::nn::linear(vs.root(), 4, 2, Default::default());
+/// let x = tch::Tensor::ones([3, 4], (tch::Kind::Float, tch::Device::Cpu));
+/// let y = with_precision(Precision::Bf16, || linear(&lin, &x));
+/// assert_eq!(y.kind(), tch::Kind::BFloat16);
+/// assert_eq!(linear(&lin, &x).kind(), tch::Kind::Float);
+/// ```
+pub fn with_precision<T>(precision: Precision, f: impl FnOnce() -> T) -> T {
+    struct Restore(Precision);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            PRECISION.with(|p| p.set(self.0));
+        }
+    }
+    let _restore = Restore(PRECISION.with(|p| p.replace(precision)));
+    f()
+}
+
+/// The precision of the enclosing [`with_precision`] scope (fp32 outside any).
+pub fn current() -> Precision {
+    PRECISION.with(Cell::get)
+}
+
+/// `xs · Wᵀ + b` in the current precision.
+pub fn linear(layer: &nn::Linear, xs: &Tensor) -> Tensor {
+    match current() {
+        Precision::Fp32 => layer.forward(xs),
+        Precision::Bf16 => {
+            let k = Kind::BFloat16;
+            let bias = layer.bs.as_ref().map(|b| b.to_kind(k));
+            xs.to_kind(k).linear(&layer.ws.to_kind(k), bias.as_ref())
+        }
+    }
+}
+
+/// LayerNorm computed in fp32 whatever the input dtype (autocast's rule:
+/// normalisation statistics in bf16 lose too much).
+pub fn layer_norm(layer: &nn::LayerNorm, xs: &Tensor) -> Tensor {
+    if xs.kind() == Kind::Float { layer.forward(xs) } else { layer.forward(&xs.to_kind(Kind::Float)) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Device;
+
+    #[test]
+    fn bf16_linear_is_close_to_fp32_and_trains_fp32_weights() {
+        tch::manual_seed(0);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let lin = nn::linear(vs.root(), 64, 32, Default::default());
+        let x = Tensor::randn([8, 64], (Kind::Float, Device::Cpu));
+        let y32 = linear(&lin, &x);
+        let y16 = with_precision(Precision::Bf16, || linear(&lin, &x));
+        let rel = (&y32 - y16.to_kind(Kind::Float)).abs().max().double_value(&[]) / y32.abs().max().double_value(&[]);
+        assert!(rel < 2e-2, "bf16 relative error {rel}");
+        assert!(rel > 0.0, "bf16 path computed in fp32");
+        with_precision(Precision::Bf16, || linear(&lin, &x)).to_kind(Kind::Float).sum(Kind::Float).backward();
+        assert_eq!(lin.ws.grad().kind(), Kind::Float);
+        assert_eq!(lin.ws.kind(), Kind::Float);
+    }
+
+    #[test]
+    fn scope_is_restored_after_a_panic() {
+        let r = std::panic::catch_unwind(|| with_precision(Precision::Bf16, || panic!("boom")));
+        assert!(r.is_err());
+        assert_eq!(current(), Precision::Fp32);
+    }
+}
