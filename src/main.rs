@@ -274,8 +274,15 @@ fn fit_cmd(args: FitArgs) -> Result<()> {
     Ok(())
 }
 
+/// Resolves and reports the device on stderr, keeping stdout for JSON.
+fn device_quietly(request: Option<&str>) -> Result<Device> {
+    let choice = encoder_bench::device::resolve_device(request)?;
+    eprintln!("Using device: {choice}");
+    Ok(choice.device)
+}
+
 fn bench_cmd(args: BenchArgs) -> Result<()> {
-    let device = encoder_bench::device::select_device(args.device.as_deref())?;
+    let device = device_quietly(args.device.as_deref())?;
     let ds = Dataset::read_wos(&args.data, WosLevel::L1)?;
     let (mut model, tok, name) = args.model.load(ds.labels.clone(), device)?;
     let matmul = (args.matmul > 0).then(|| encoder_bench::bench::matmul_gflops(device, args.matmul, tch::Kind::Float));
@@ -314,7 +321,7 @@ fn bench_cmd(args: BenchArgs) -> Result<()> {
 
 fn check_device_cmd(args: CheckDeviceArgs) -> Result<()> {
     use encoder_bench::models::{Precision, with_precision};
-    let device = encoder_bench::device::select_device(Some(&args.device))?;
+    let device = device_quietly(Some(&args.device))?;
     let ds = Dataset::read_wos(&args.data, WosLevel::L1)?;
     let (mut model, tok, name) = args.model.load(ds.labels.clone(), Device::Cpu)?;
     let idx: Vec<usize> = (0..args.n.min(ds.len())).collect();
