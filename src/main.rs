@@ -16,6 +16,10 @@ struct Cli {
 enum Command {
     /// Fine-tune a model on a dataset and write a run record.
     Fit(Box<FitArgs>),
+    /// Evaluate a saved checkpoint on a dataset: metrics, confusion matrix, per-class report.
+    Eval(Box<EvalArgs>),
+    /// Fine-tune models × batch sizes (the seed's analysis grid) into one results table and charts.
+    Sweep(Box<SweepArgs>),
     /// Measure training and evaluation samples/s (compare with bench/reference.py).
     Bench(Box<BenchArgs>),
     /// Compare a model's logits on a device with the CPU's (GPU/MPS sanity check).
@@ -31,47 +35,191 @@ enum Command {
     },
 }
 
-#[derive(Args)]
-struct FitArgs {
+/// Where the texts and labels come from.
+#[derive(Args, Clone)]
+struct DataArgs {
     /// WOS directory (X.txt + YL1.txt), or a .csv / .parquet file.
     #[arg(long, default_value = "../shared/data/wos-sample")]
     data: PathBuf,
-    /// Text and label columns for CSV / Parquet.
+    /// Text column for CSV / Parquet.
     #[arg(long, default_value = "text")]
     text_column: String,
     /// Label column for CSV / Parquet.
     #[arg(long, default_value = "label")]
     label_column: String,
-    /// Model: a directory or hub id (ignored when --config/--state-dict are given).
-    #[arg(long, default_value = "models/minilm")]
-    model: String,
-    /// ELECTRA-style config.json for --state-dict.
-    #[arg(long, requires = "state_dict")]
-    config: Option<PathBuf>,
-    /// PyTorch state dict (e.g. babylm_model.bin) to load with --config.
-    #[arg(long, requires = "config")]
-    state_dict: Option<PathBuf>,
-    /// Tokenizer directory (tokenizer.json or vocab.txt) when the model has none.
-    #[arg(long)]
-    tokenizer: Option<PathBuf>,
     /// Training examples: the first N rows (the seed's split); default 80%.
     #[arg(long)]
     train_size: Option<usize>,
-    /// Device: cpu, cuda, cuda:N, mps (default: auto / ENCODER_BENCH_DEVICE).
-    #[arg(long)]
-    device: Option<String>,
+}
+
+impl DataArgs {
+    fn load(&self) -> Result<(Dataset, Split)> {
+        let ext = self.data.extension().and_then(|e| e.to_str()).unwrap_or("");
+        let ds = match ext {
+            "csv" => Dataset::read_csv(&self.data, &self.text_column, &self.label_column)?,
+            "parquet" => Dataset::read_parquet(&self.data, &self.text_column, &self.label_column)?,
+            _ => Dataset::read_wos(&self.data, WosLevel::L1)?,
+        };
+        let n_train = self.train_size.unwrap_or(ds.len() * 4 / 5);
+        let split = Split::first_n(&ds, n_train)?;
+        eprintln!("data: {} ({} train / {} test, {} classes)", ds.source, split.train.len(), split.test.len(), ds.num_classes());
+        Ok((ds, split))
+    }
+}
+
+/// Every TrainConfig knob (defaults: transformers' fine-tuning recipe).
+#[derive(Args, Clone)]
+struct TrainArgs {
     #[arg(long, default_value_t = 64)]
     max_len: usize,
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
+    /// Evaluation batch size (default: 2 × batch size).
+    #[arg(long)]
+    eval_batch_size: Option<usize>,
     #[arg(long, default_value_t = 3)]
     epochs: usize,
-    #[arg(long, default_value_t = 1e-5)]
+    #[arg(long, default_value_t = 5e-5)]
     lr: f64,
+    /// adam (the seed's) or adamw.
+    #[arg(long, default_value = "adamw", value_parser = parse_optimizer)]
+    optimizer: OptimizerKind,
+    #[arg(long, default_value_t = 0.01)]
+    weight_decay: f64,
+    /// Fraction of the steps spent warming up.
+    #[arg(long, default_value_t = 0.1)]
+    warmup_ratio: f64,
+    /// linear (decay to 0) or constant after warmup.
+    #[arg(long, default_value = "linear", value_parser = parse_schedule)]
+    schedule: Schedule,
+    /// Clip the global gradient norm (0: no clipping).
+    #[arg(long, default_value_t = 1.0)]
+    max_grad_norm: f64,
+    #[arg(long, default_value_t = 0.001)]
+    label_smoothing: f64,
+    /// `max` (pad to --max-len, as the seed) or `dynamic`.
+    #[arg(long, default_value = "dynamic", value_parser = parse_padding)]
+    padding: Padding,
+    /// fp32, or bf16 matrix products over fp32 weights.
+    #[arg(long, default_value = "fp32")]
+    precision: encoder_bench::models::Precision,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Output directory (refuses to overwrite an existing run record).
+    /// Stop after this many optimizer steps.
+    #[arg(long)]
+    max_steps: Option<usize>,
+    /// Stop cleanly after this many seconds of training.
+    #[arg(long)]
+    time_budget: Option<f64>,
+    /// Stop cleanly when this file appears.
+    #[arg(long)]
+    stop_file: Option<PathBuf>,
+    /// Device: cpu, cuda, cuda:N, mps (default: auto / ENCODER_BENCH_DEVICE).
+    #[arg(long)]
+    device: Option<String>,
+}
+
+impl TrainArgs {
+    fn config(&self) -> TrainConfig {
+        TrainConfig {
+            max_len: self.max_len,
+            batch_size: self.batch_size,
+            eval_batch_size: self.eval_batch_size,
+            epochs: self.epochs,
+            learning_rate: self.lr,
+            optimizer: self.optimizer,
+            weight_decay: self.weight_decay,
+            warmup_ratio: self.warmup_ratio,
+            schedule: self.schedule,
+            max_grad_norm: (self.max_grad_norm > 0.0).then_some(self.max_grad_norm),
+            label_smoothing: self.label_smoothing,
+            padding: self.padding,
+            precision: self.precision,
+            seed: self.seed,
+            max_steps: self.max_steps,
+            time_budget_s: self.time_budget,
+            stop_file: self.stop_file.clone(),
+            ..TrainConfig::transformers_recipe()
+        }
+    }
+}
+
+fn parse_optimizer(s: &str) -> std::result::Result<OptimizerKind, String> {
+    match s {
+        "adam" => Ok(OptimizerKind::Adam),
+        "adamw" => Ok(OptimizerKind::AdamW),
+        _ => Err(format!("`{s}`: expected adam or adamw")),
+    }
+}
+
+fn parse_schedule(s: &str) -> std::result::Result<Schedule, String> {
+    match s {
+        "linear" => Ok(Schedule::Linear),
+        "constant" => Ok(Schedule::Constant),
+        _ => Err(format!("`{s}`: expected linear or constant")),
+    }
+}
+
+#[derive(Args)]
+struct FitArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    train: TrainArgs,
+    /// Output directory: run.json, history.csv, charts, checkpoints/ (refuses to overwrite a run).
     #[arg(long, default_value = "runs/fit")]
+    out: PathBuf,
+    /// Continue the run in --out from its last checkpoint.
+    #[arg(long)]
+    resume: bool,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// A saved classifier directory (e.g. runs/fit/checkpoints/best).
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Tokenizer directory (default: the checkpoint's, else models/minilm).
+    #[arg(long)]
+    tokenizer: Option<PathBuf>,
+    /// Evaluate every text instead of the test split.
+    #[arg(long)]
+    all: bool,
+    #[arg(long, default_value_t = 64)]
+    max_len: usize,
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    #[arg(long)]
+    device: Option<String>,
+    /// Write metrics.json, the confusion matrix (PNG + SVG) and report.txt here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct SweepArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    train: TrainArgs,
+    /// Models as NAME=SOURCE (a directory or hub id), repeatable; default BERT=models/minilm.
+    #[arg(long = "model", value_name = "NAME=SOURCE")]
+    models: Vec<String>,
+    /// An ELECTRA as NAME=CONFIG.json,STATE_DICT (e.g. ELECTRA=models/electra-seed/config.json,models/electra-seed/babylm_model.bin).
+    #[arg(long = "electra", value_name = "NAME=CONFIG,STATE_DICT")]
+    electras: Vec<String>,
+    /// Tokenizer for models without one.
+    #[arg(long, default_value = "models/minilm")]
+    tokenizer: PathBuf,
+    /// Batch sizes, comma-separated.
+    #[arg(long, default_value = "8,16,32", value_delimiter = ',')]
+    batch_sizes: Vec<usize>,
+    /// Output directory: summary/epochs tables (CSV + Parquet), sweep.json, charts.
+    #[arg(long, default_value = "runs/sweep")]
     out: PathBuf,
 }
 
@@ -188,77 +336,46 @@ fn main() -> Result<()> {
         Command::Fit(args) => fit_cmd(*args),
         Command::Bench(args) => bench_cmd(*args),
         Command::CheckDevice(args) => check_device_cmd(*args),
-        Command::Demo { epochs, out } => fit_cmd(FitArgs {
-            data: "../shared/data/wos-sample".into(),
-            text_column: "text".into(),
-            label_column: "label".into(),
-            model: "models/minilm".into(),
-            config: None,
-            state_dict: None,
-            tokenizer: None,
-            train_size: Some(168),
-            device: None,
-            max_len: 128,
-            batch_size: 16,
-            epochs,
-            lr: 5e-5,
-            seed: 0,
-            out: out.unwrap_or_else(|| {
+        Command::Eval(args) => eval_cmd(*args),
+        Command::Sweep(args) => sweep_cmd(*args),
+        Command::Demo { epochs, out } => {
+            let cli = Cli::parse_from(["encoder-bench", "fit", "--train-size", "168", "--max-len", "128", "--epochs", &epochs.to_string()]);
+            let Command::Fit(mut args) = cli.command else { unreachable!("parsed a fit command") };
+            args.out = out.unwrap_or_else(|| {
                 format!("runs/demo-{}", SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)).into()
-            }),
-        }),
+            });
+            fit_cmd(*args)
+        }
     }
-}
-
-fn load_data(args: &FitArgs) -> Result<Dataset> {
-    let ext = args.data.extension().and_then(|e| e.to_str()).unwrap_or("");
-    Ok(match ext {
-        "csv" => Dataset::read_csv(&args.data, &args.text_column, &args.label_column)?,
-        "parquet" => Dataset::read_parquet(&args.data, &args.text_column, &args.label_column)?,
-        _ => Dataset::read_wos(&args.data, WosLevel::L1)?,
-    })
 }
 
 fn fit_cmd(args: FitArgs) -> Result<()> {
+    use encoder_bench::report::{Chart, LineChart};
     let started = Instant::now();
     let record_path = args.out.join("run.json");
-    if record_path.exists() {
-        anyhow::bail!("{} already holds a run; choose another --out", args.out.display());
+    if record_path.exists() && !args.resume {
+        anyhow::bail!("{} already holds a run; choose another --out or pass --resume", args.out.display());
     }
-    let device = encoder_bench::device::select_device(args.device.as_deref())?;
-    let ds = load_data(&args)?;
-    let n_train = args.train_size.unwrap_or(ds.len() * 4 / 5);
-    let split = Split::first_n(&ds, n_train)?;
-    println!("data: {} ({} train / {} test, {} classes)", ds.source, split.train.len(), split.test.len(), ds.num_classes());
-    let source = match (&args.config, &args.state_dict) {
-        (Some(c), Some(w)) => ModelSource::state_dict(c, w),
-        _ => ModelSource::parse(&args.model),
-    };
-    let (mut model, report) = load_classifier(&source, Some(ds.labels.clone()), device, args.seed as i64)?;
-    println!("{report}");
-    let tok_dir = args.tokenizer.clone().or(source.resolve()?.tokenizer_dir).context("the model has no tokenizer; pass --tokenizer DIR")?;
-    let tok = TextTokenizer::from_dir(&tok_dir)?;
-    let (train, test) = (tok.encode_dataset(&split.train, args.max_len)?, tok.encode_dataset(&split.test, args.max_len)?);
-    let cfg = TrainConfig {
-        max_len: args.max_len,
-        batch_size: args.batch_size,
-        epochs: args.epochs,
-        learning_rate: args.lr,
-        seed: args.seed,
-        checkpoint_dir: Some(args.out.join("checkpoints")),
-        ..TrainConfig::transformers_recipe()
-    };
+    let device = encoder_bench::device::select_device(args.train.device.as_deref())?;
+    let (ds, split) = args.data.load()?;
+    let (mut model, tok, name) = args.model.load(ds.labels.clone(), device)?;
+    let cfg = TrainConfig { checkpoint_dir: Some(args.out.join("checkpoints")), ..args.train.config() };
+    let (train, test) = (tok.encode_dataset(&split.train, cfg.max_len)?, tok.encode_dataset(&split.test, cfg.max_len)?);
     let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let out = fit(model.as_mut(), &train, &test, &cfg)?;
+    let out = if args.resume {
+        encoder_bench::train::resume(model.as_mut(), &train, &test, &cfg)?
+    } else {
+        fit(model.as_mut(), &train, &test, &cfg)?
+    };
     let record = RunRecord {
         name: args.out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-        model: source.to_string(),
+        model: name.clone(),
         data: ds.source.clone(),
         train_size: train.len(),
         valid_size: test.len(),
         device: encoder_bench::device::device_name(device),
         config: cfg,
-        history: out.history,
+        history: out.history.clone(),
         final_metrics: out.last_validation.as_ref().map(|v| v.metrics.clone()),
         labels: ds.labels.names().to_vec(),
         stop: out.stop,
@@ -267,10 +384,83 @@ fn fit_cmd(args: FitArgs) -> Result<()> {
         versions: encoder_bench::report::Versions::current(),
     };
     record.save(&record_path)?;
+    let mut frame = encoder_bench::report::history_frame(&[(name.clone(), record.config.batch_size, &out.history)]);
+    encoder_bench::report::save_frame(&mut frame, &args.out.join("history.csv"))?;
+    let runs = [(name, &out.history)];
+    LineChart::accuracy_per_epoch(&runs).save(&args.out.join("accuracy"))?;
+    LineChart::loss_per_epoch(&runs).save(&args.out.join("loss"))?;
     if let Some(v) = &out.last_validation {
+        encoder_bench::report::Heatmap::confusion(ds.labels.names(), &v.metrics.confusion).save(&args.out.join("confusion"))?;
         println!("{}", v.metrics.report(ds.labels.names()));
     }
-    println!("run record: {}", record_path.display());
+    println!("run record: {} (history.csv, accuracy/loss/confusion .svg/.png, checkpoints/)", record_path.display());
+    Ok(())
+}
+
+fn eval_cmd(args: EvalArgs) -> Result<()> {
+    use encoder_bench::report::Chart;
+    let device = encoder_bench::device::select_device(args.device.as_deref())?;
+    let (ds, split) = args.data.load()?;
+    let source = ModelSource::parse(&args.checkpoint.to_string_lossy());
+    let (model, report) = load_classifier(&source, None, device, 0)?;
+    if !report.missing.is_empty() {
+        anyhow::bail!("{} is not a fine-tuned classifier: missing {}", args.checkpoint.display(), report.missing.join(", "));
+    }
+    if model.labels().names() != ds.labels.names() {
+        eprintln!("note: checkpoint classes {:?}; data classes {:?} (matched by id)", model.labels().names(), ds.labels.names());
+    }
+    let tok_dir = args.tokenizer.clone().or(source.resolve()?.tokenizer_dir).unwrap_or_else(|| "models/minilm".into());
+    let tok = TextTokenizer::from_dir(&tok_dir)?;
+    let data = if args.all { &ds } else { &split.test };
+    let enc = tok.encode_dataset(data, args.max_len)?;
+    let cfg = TrainConfig { max_len: args.max_len, eval_batch_size: Some(args.batch_size), progress: ProgressMode::Auto, ..TrainConfig::default() };
+    let v = validate(model.as_ref(), &enc, &cfg)?;
+    let names = model.labels().names().to_vec();
+    let text = v.metrics.report(&names);
+    println!("{} texts, loss {:.4}\n{text}", enc.len(), v.loss);
+    if let Some(out) = &args.out {
+        std::fs::create_dir_all(out)?;
+        encoder_bench::error::write_atomic(out.join("metrics.json"), serde_json::to_string_pretty(&v.metrics)?.as_bytes())?;
+        encoder_bench::error::write_atomic(out.join("report.txt"), text.as_bytes())?;
+        encoder_bench::report::Heatmap::confusion(&names, &v.metrics.confusion).save(&out.join("confusion"))?;
+        println!("written: {}/metrics.json, report.txt, confusion.svg/.png", out.display());
+    }
+    Ok(())
+}
+
+fn sweep_cmd(args: SweepArgs) -> Result<()> {
+    use encoder_bench::report::Chart;
+    use encoder_bench::train::{SweepModel, sweep};
+    if args.out.join("sweep.json").exists() {
+        anyhow::bail!("{} already holds a sweep; choose another --out", args.out.display());
+    }
+    let device = encoder_bench::device::select_device(args.train.device.as_deref())?;
+    let (ds, split) = args.data.load()?;
+    let mut models = Vec::new();
+    for spec in &args.models {
+        let (name, src) = spec.split_once('=').with_context(|| format!("--model `{spec}`: expected NAME=SOURCE"))?;
+        models.push(SweepModel::new(name, ModelSource::parse(src)).with_tokenizer_if_missing(&args.tokenizer));
+    }
+    for spec in &args.electras {
+        let (name, files) = spec.split_once('=').with_context(|| format!("--electra `{spec}`: expected NAME=CONFIG,STATE_DICT"))?;
+        let (cfg, weights) = files.split_once(',').with_context(|| format!("--electra `{spec}`: expected NAME=CONFIG,STATE_DICT"))?;
+        models.push(SweepModel::new(name, ModelSource::state_dict(cfg, weights)).with_tokenizer(&args.tokenizer));
+    }
+    if models.is_empty() {
+        models.push(SweepModel::new("BERT", ModelSource::parse("models/minilm")));
+    }
+    let base = TrainConfig { checkpoint_dir: None, ..args.train.config() };
+    let s = sweep(&models, &args.batch_sizes, &split, &ds.labels, &base, device, |r| {
+        eprintln!("{}: best accuracy {:.1}%", r.label(), r.best_accuracy().unwrap_or(0.0) * 100.0)
+    })?;
+    s.save(&args.out)?;
+    s.accuracy_chart().save(&args.out.join("accuracy"))?;
+    s.loss_chart().save(&args.out.join("loss"))?;
+    println!("{}", s.summary_frame());
+    for c in s.conclusions() {
+        println!("- {c}");
+    }
+    println!("written: {}/summary.{{csv,parquet}}, epochs.{{csv,parquet}}, sweep.json, accuracy/loss .svg/.png", args.out.display());
     Ok(())
 }
 

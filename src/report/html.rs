@@ -387,6 +387,27 @@ pub fn history_frame(runs: &[(String, usize, &History)]) -> DataFrame {
     DataFrame::new(height, columns).expect("history columns have equal lengths and distinct names")
 }
 
+/// Writes `df` to `path` as CSV or Parquet (chosen by the extension),
+/// atomically.
+///
+/// ```
+/// use encoder_bench::report::html::{history_frame, save_frame};
+/// let dir = tempfile::tempdir().unwrap();
+/// let mut df = history_frame(&[]);
+/// save_frame(&mut df, &dir.path().join("h.csv"))?;
+/// assert!(std::fs::read_to_string(dir.path().join("h.csv")).unwrap().starts_with("model,batch_size"));
+/// # Ok::<(), encoder_bench::Error>(())
+/// ```
+pub fn save_frame(df: &mut DataFrame, path: &std::path::Path) -> crate::Result<()> {
+    use polars::prelude::{CsvWriter, ParquetWriter, SerWriter};
+    let bad = |e: polars::prelude::PolarsError| crate::Error::invalid(path.display().to_string(), e.to_string());
+    let parquet = path.extension().is_some_and(|e| e == "parquet");
+    crate::error::write_atomic_with(path, |tmp| {
+        let mut f = std::fs::File::create(tmp).map_err(|e| crate::Error::io(tmp, e))?;
+        if parquet { ParquetWriter::new(f).finish(df).map(|_| ()).map_err(bad) } else { CsvWriter::new(&mut f).finish(df).map_err(bad) }
+    })
+}
+
 /// An HTML fragment that shows itself as rich output when a notebook cell ends
 /// with it (evcxr) and prints as its source otherwise.
 ///

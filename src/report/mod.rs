@@ -4,6 +4,6 @@ pub mod html;
 pub mod plot;
 pub mod record;
 
-pub use html::{HtmlTable, dataframe_html, evcxr_html, history_frame, html_table};
+pub use html::{HtmlTable, dataframe_html, evcxr_html, history_frame, html_table, save_frame};
 pub use plot::{BarChart, Chart, Heatmap, LineChart, Series};
 pub use record::{RunRecord, Versions};

@@ -5,8 +5,10 @@ pub mod fit;
 pub mod metrics;
 pub mod optim;
 pub mod progress;
+pub mod sweep;
 
 pub use config::{OptimizerKind, Schedule, TrainConfig};
 pub use fit::{EpochRecord, FitResult, History, StopReason, Validation, fit, loss_fn, resume, train_step, validate};
 pub use metrics::{ConfusionMatrix, Metrics};
 pub use progress::{Progress, ProgressMode};
+pub use sweep::{Sweep, SweepModel, SweepRun, sweep};
