@@ -216,8 +216,12 @@ fn build(config: &ModelConfig, labels: LabelMap) -> Box<dyn TextClassifier> {
 /// Re-initialises every variable as `transformers` does for a new model:
 /// N(0, 0.02) weights, zero biases, unit LayerNorm scales, zero padding row.
 pub fn init_like_transformers(vs: &nn::VarStore, pad_token_id: Option<i64>) {
+    // Sorted: the var store is a HashMap, and drawing in its order would give
+    // different weights for the same seed from one process to the next.
+    let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
     tch::no_grad(|| {
-        for (name, mut v) in vs.variables() {
+        for (name, mut v) in vars {
             if name.ends_with("LayerNorm.weight") {
                 let _ = v.fill_(1.0);
             } else if name.ends_with(".bias") {
