@@ -5,6 +5,7 @@ pub mod checkpoint;
 pub mod classifier;
 pub mod config;
 pub mod electra;
+pub mod mlm;
 pub mod pickle;
 pub mod source;
 
@@ -13,4 +14,5 @@ pub use checkpoint::{LoadReport, read_weights};
 pub use classifier::{BertClassifier, ElectraClassifier, ModelConfig, TextClassifier, load_classifier, random_classifier, save_classifier};
 pub use config::{Activation, BertConfig, ElectraConfig};
 pub use electra::ElectraModel;
+pub use mlm::ElectraForMaskedLM;
 pub use source::{ModelFiles, ModelSource};
