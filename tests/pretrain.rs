@@ -196,7 +196,7 @@ fn resumed_runs_give_the_uninterrupted_history_and_weights() {
     assert_eq!(full.stop, StopReason::Completed);
     let per_epoch = corpus.len().div_ceil(8);
     assert_eq!(full.steps, 2 * per_epoch);
-    assert!(per_epoch % 4 != 0, "windows should straddle epochs: {per_epoch} steps per epoch");
+    assert!(!per_epoch.is_multiple_of(4), "windows should straddle epochs: {per_epoch} steps per epoch");
 
     // Stop after step 1 (stop file), resume and stop after step 2, then finish.
     let dir = tempfile::tempdir().unwrap();

@@ -721,11 +721,11 @@ fn run(model: &mut ElectraForMaskedLM, corpus: &Corpus, cfg: &PretrainConfig, re
                 None
             };
             let periodic = cfg.checkpoint_every.is_some_and(|n| st.global_step.is_multiple_of(n));
-            if stop.is_some() || st.global_step >= total || periodic {
-                if let Some(dir) = &cfg.checkpoint_dir {
-                    st.elapsed_s = elapsed();
-                    save_checkpoint(model, &opt, &mut st, &window, dir)?;
-                }
+            if (stop.is_some() || st.global_step >= total || periodic)
+                && let Some(dir) = &cfg.checkpoint_dir
+            {
+                st.elapsed_s = elapsed();
+                save_checkpoint(model, &opt, &mut st, &window, dir)?;
             }
             if stop.is_some() || st.global_step >= total {
                 break 'epochs;
