@@ -11,7 +11,9 @@
 //! - [`models`]: BERT and ELECTRA encoders with classifier heads, loading real
 //!   checkpoints (safetensors, PyTorch `.bin` state dicts, hub ids) unchanged.
 //! - [`train`]: loss, Adam/AdamW, schedules, `fit`/`validate`, metrics,
-//!   progress bars, checkpoints and exact resume.
+//!   progress bars, checkpoints and exact resume, sweeps over models and
+//!   batch sizes; masked-LM pre-training of ELECTRA (`train::pretrain`) with
+//!   FLOP counts (`train::flops`).
 //! - [`report`]: run records, charts, tables.
 //! - [`bench`]: training/evaluation throughput, comparable with `bench/reference.py`.
 //!
@@ -40,9 +42,10 @@ pub mod prelude {
     pub use crate::data::{Dataset, Encoded, LabelMap, Padding, Split, WosLevel};
     pub use crate::device::select_device;
     pub use crate::error::{Error, Result};
-    pub use crate::models::{LoadReport, ModelSource, TextClassifier, load_classifier, save_classifier};
+    pub use crate::models::{ElectraForMaskedLM, LoadReport, ModelSource, TextClassifier, load_classifier, save_classifier};
     pub use crate::report::RunRecord;
     pub use crate::tokenizer::TextTokenizer;
+    pub use crate::train::pretrain::{Corpus, PretrainConfig, PretrainResult};
     pub use crate::train::{FitResult, History, Metrics, OptimizerKind, ProgressMode, Schedule, TrainConfig, fit, validate};
     pub use tch::Device;
 }

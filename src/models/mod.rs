@@ -5,6 +5,7 @@ pub mod checkpoint;
 pub mod classifier;
 pub mod config;
 pub mod electra;
+pub mod mlm;
 pub mod pickle;
 pub mod precision;
 pub mod source;
@@ -15,4 +16,5 @@ pub use classifier::{BertClassifier, ElectraClassifier, ModelConfig, TextClassif
 pub use config::{Activation, BertConfig, ElectraConfig};
 pub use electra::ElectraModel;
 pub use precision::{Precision, with_precision};
+pub use mlm::ElectraForMaskedLM;
 pub use source::{ModelFiles, ModelSource};
