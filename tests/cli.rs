@@ -73,7 +73,8 @@ fn fit_eval_sweep_and_bench_run_end_to_end() {
     let bad = run(&sweep, d);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("does/not/exist"), "{}", String::from_utf8_lossy(&bad.stderr));
-    sweep[sweep.iter().position(|a| *a == "missing=does/not/exist").unwrap()] = "tiny=run/checkpoints/best";
+    let at = sweep.iter().position(|a| *a == "missing=does/not/exist").unwrap();
+    sweep[at] = "tiny=run/checkpoints/best";
     let text = ok(&sweep, d);
     assert!(text.contains("Best run: tiny"), "{text}");
     let summary = std::fs::read_to_string(d.join("sweep/summary.csv")).unwrap();
