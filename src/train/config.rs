@@ -79,6 +79,11 @@ pub struct TrainConfig {
     pub progress: ProgressMode,
     /// Where `best/` and `last/` checkpoints go; none when unset.
     pub checkpoint_dir: Option<PathBuf>,
+    /// Let `fit` start a new run in a `checkpoint_dir` that already holds
+    /// one; its checkpoints are then replaced as the new run saves. Off by
+    /// default, so an earlier run is never replaced by accident (`resume`
+    /// continues one instead).
+    pub overwrite: bool,
 }
 
 impl Default for TrainConfig {
@@ -106,6 +111,7 @@ impl Default for TrainConfig {
             log_every: 10,
             progress: ProgressMode::Auto,
             checkpoint_dir: None,
+            overwrite: false,
         }
     }
 }
