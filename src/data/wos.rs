@@ -130,7 +130,9 @@ fn split_lines<'a>(path: &Path, bytes: &'a [u8]) -> Result<Vec<&'a str>> {
         return Err(Error::data(path, None, "empty file: expected one entry per line"));
     }
     let text = text.strip_suffix('\n').unwrap_or(text);
-    Ok(text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect())
+    // `trim_end_matches`, not `strip_suffix`: files converted twice end
+    // lines in `\r\r\n`, which would leave a stray `\r` in every text.
+    Ok(text.split('\n').map(|l| l.trim_end_matches('\r')).collect())
 }
 
 /// `bytes` as text, or an error naming the line and column of the first
@@ -198,6 +200,16 @@ mod tests {
         assert_eq!(ds.targets, [0, 4, 2]);
         assert_eq!(ds.num_classes(), 5);
         assert_eq!(ds.labels.name(4), Some("4"));
+    }
+
+    #[test]
+    fn doubled_carriage_returns_are_line_endings_too() {
+        // Found by tests/reliability.rs::fuzz_wos_reader.
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "X.txt", "caf\u{e9}\r\r\nnext\r\r\n".as_bytes());
+        write(d.path(), "YL1.txt", b"0\r\r\n1\n");
+        let ds = Dataset::read_wos(d.path(), WosLevel::L1).unwrap();
+        assert_eq!(ds.texts, ["caf\u{e9}", "next"]);
     }
 
     #[test]
