@@ -103,9 +103,7 @@ pub fn resolve_device(request: Option<&str>) -> Result<DeviceChoice> {
     {
         return Ok(DeviceChoice { device, reason: ChoiceReason::Argument });
     }
-    if let Ok(env) = std::env::var(DEVICE_ENV)
-        && let Some(device) = parse_device(&env)?
-    {
+    if let Some(device) = from_env(std::env::var(DEVICE_ENV).ok())? {
         return Ok(DeviceChoice { device, reason: ChoiceReason::Environment });
     }
     let device = if tch::Cuda::is_available() {
@@ -116,6 +114,46 @@ pub fn resolve_device(request: Option<&str>) -> Result<DeviceChoice> {
         tch::Device::Cpu
     };
     Ok(DeviceChoice { device, reason: ChoiceReason::Auto })
+}
+
+/// Parses the value of `ENCODER_BENCH_DEVICE`; errors say where the request
+/// came from, since a stale variable is easy to forget.
+fn from_env(value: Option<String>) -> Result<Option<tch::Device>> {
+    let Some(value) = value else { return Ok(None) };
+    parse_device(&value).map_err(|e| match e {
+        Error::Device { device, msg } => Error::Device { device, msg: format!("{msg} (requested by {DEVICE_ENV}={value})") },
+        other => other,
+    })
+}
+
+/// Checks that every tensor in `tensors` (named, for the message) is on
+/// `expected`, the device of the model they are about to meet; `context`
+/// says what was being done. libtorch's own error for a mix-up names
+/// neither the tensors nor the call.
+///
+/// ```
+/// use encoder_bench::device::check_same_device;
+/// let ids = tch::Tensor::from_slice(&[101i64, 102]);
+/// assert!(check_same_device("forward", tch::Device::Cpu, &[("input_ids", &ids)]).is_ok());
+/// let e = check_same_device("forward", tch::Device::Cuda(0), &[("input_ids", &ids)]).unwrap_err().to_string();
+/// assert!(e.contains("input_ids") && e.contains("cpu") && e.contains("cuda:0") && e.contains("forward"));
+/// ```
+pub fn check_same_device(context: &str, expected: tch::Device, tensors: &[(&str, &tch::Tensor)]) -> Result<()> {
+    for (name, t) in tensors {
+        let found = t.device();
+        if found != expected {
+            return Err(Error::Device {
+                device: device_name(found),
+                msg: format!(
+                    "{context}: tensor `{name}` is on {} but the model is on {}; move it with `.to_device({:?})`",
+                    device_name(found),
+                    device_name(expected),
+                    expected
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Resolves the device (see [`resolve_device`]) and prints the choice, as the
@@ -155,6 +193,18 @@ mod tests {
         assert_eq!(device_name(tch::Device::Cpu), "cpu");
         let e = parse_device("cuda:x").unwrap_err().to_string();
         assert!(e.contains("cuda:x") && e.contains("cuda:N"), "{e}");
+    }
+
+    #[test]
+    fn environment_errors_name_the_variable() {
+        assert_eq!(from_env(None).unwrap(), None);
+        assert_eq!(from_env(Some("cpu".into())).unwrap(), Some(tch::Device::Cpu));
+        let e = from_env(Some("tpu".into())).unwrap_err().to_string();
+        assert!(e.contains("device `tpu`") && e.contains("ENCODER_BENCH_DEVICE=tpu") && e.contains("cuda:N"), "{e}");
+        if tch::Cuda::device_count() == 0 {
+            let e = from_env(Some("cuda".into())).unwrap_err().to_string();
+            assert!(e.contains("not available") && e.contains("ENCODER_BENCH_DEVICE=cuda"), "{e}");
+        }
     }
 
     #[test]

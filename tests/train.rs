@@ -139,6 +139,7 @@ fn diverging_loss_stops_with_a_clear_error_and_keeps_the_good_checkpoint() {
         log_every: 1,
         warmup_ratio: 0.0,
         schedule: Schedule::Constant,
+        overwrite: true,
         ..small_cfg(Some(dir.path().into()))
     };
     let e = fit(m.as_mut(), &train, &test, &cfg).unwrap_err().to_string();

@@ -132,6 +132,52 @@ impl Dataset {
         counts
     }
 
+    /// The same examples with their labels re-numbered by `labels`, matched
+    /// by name: what makes a test set read from its own file agree with the
+    /// training set's label ids (string labels are numbered per file, so
+    /// the same name can have different ids in two files).
+    ///
+    /// A label that `labels` does not have (say, a class present only in the
+    /// test file) is an error naming the data, the first row that has it and
+    /// the known classes.
+    ///
+    /// ```
+    /// use encoder_bench::data::{Dataset, LabelMap};
+    /// let names = |v: &[&str]| LabelMap::new(v.iter().map(|s| s.to_string()).collect());
+    /// let test = Dataset::new("test.csv", vec!["x".into(), "y".into()], vec![0, 1], names(&["b", "c"]))?;
+    /// let train_labels = names(&["a", "b", "c"]);
+    /// assert_eq!(test.with_labels(&train_labels)?.targets, [1, 2]);
+    /// let e = test.with_labels(&names(&["a", "b"])).unwrap_err().to_string();
+    /// assert!(e.contains("test.csv") && e.contains("row 2") && e.contains("`c`"));
+    /// # Ok::<(), encoder_bench::Error>(())
+    /// ```
+    pub fn with_labels(&self, labels: &LabelMap) -> crate::Result<Dataset> {
+        let targets = self
+            .targets
+            .iter()
+            .enumerate()
+            .map(|(row, &t)| {
+                let name = self.labels.name(t).unwrap_or_default();
+                labels.id(name).ok_or_else(|| {
+                    let known: Vec<String> = labels.names().iter().take(20).map(|n| format!("`{n}`")).collect();
+                    crate::Error::data(
+                        &self.source,
+                        None,
+                        format!(
+                            "row {}: label `{name}` is not one of the {} known classes ({}{}): a class present only in this data cannot be \
+                             predicted by a model trained without it",
+                            row + 1,
+                            labels.len(),
+                            known.join(", "),
+                            if labels.len() > 20 { ", …" } else { "" }
+                        ),
+                    )
+                })
+            })
+            .collect::<crate::Result<Vec<usize>>>()?;
+        Dataset::new(self.source.clone(), self.texts.clone(), targets, labels.clone())
+    }
+
     /// The examples at `indices`, in that order (same label map).
     pub fn subset(&self, indices: &[usize]) -> Dataset {
         Dataset {

@@ -49,6 +49,8 @@ impl Dataset {
     pub fn read_csv(path: impl AsRef<Path>, text_col: &str, label_col: &str) -> Result<Dataset> {
         let path = path.as_ref();
         let bytes = read_nonempty(path, "a header line and data rows")?;
+        // polars would report a bad byte without its line (or replace it).
+        super::wos::utf8(path, &bytes)?;
         // Every column as a string: polars would otherwise guess types from the
         // first 100 rows only and fail later without a line number, and a text
         // column of numbers would come back as integers.

@@ -122,19 +122,7 @@ fn read_required(path: &Path, level: WosLevel) -> Result<Vec<u8>> {
 /// Splits a file into lines without their `\n` / `\r\n` terminators, checking
 /// UTF-8 first so that a bad byte is reported with its line.
 fn split_lines<'a>(path: &Path, bytes: &'a [u8]) -> Result<Vec<&'a str>> {
-    let text = match std::str::from_utf8(bytes) {
-        Ok(t) => t,
-        Err(e) => {
-            let at = e.valid_up_to();
-            let line_start = bytes[..at].iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
-            let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
-            return Err(Error::data(
-                path,
-                Some(line),
-                format!("invalid UTF-8: byte 0x{:02X} at column {} (the file must be UTF-8 encoded)", bytes[at], at - line_start + 1),
-            ));
-        }
-    };
+    let text = utf8(path, bytes)?;
     // Editors on Windows often prepend a BOM; it would otherwise end up in the
     // first text or make the first label unparsable.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -142,7 +130,24 @@ fn split_lines<'a>(path: &Path, bytes: &'a [u8]) -> Result<Vec<&'a str>> {
         return Err(Error::data(path, None, "empty file: expected one entry per line"));
     }
     let text = text.strip_suffix('\n').unwrap_or(text);
-    Ok(text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect())
+    // `trim_end_matches`, not `strip_suffix`: files converted twice end
+    // lines in `\r\r\n`, which would leave a stray `\r` in every text.
+    Ok(text.split('\n').map(|l| l.trim_end_matches('\r')).collect())
+}
+
+/// `bytes` as text, or an error naming the line and column of the first
+/// byte that is not UTF-8.
+pub(super) fn utf8<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a str> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        let at = e.valid_up_to();
+        let line_start = bytes[..at].iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+        let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+        Error::data(
+            path,
+            Some(line),
+            format!("invalid UTF-8: byte 0x{:02X} at column {} (the file must be UTF-8 encoded)", bytes[at], at - line_start + 1),
+        )
+    })
 }
 
 fn parse_labels(path: &Path, lines: &[&str], level: WosLevel) -> Result<Vec<usize>> {
@@ -195,6 +200,16 @@ mod tests {
         assert_eq!(ds.targets, [0, 4, 2]);
         assert_eq!(ds.num_classes(), 5);
         assert_eq!(ds.labels.name(4), Some("4"));
+    }
+
+    #[test]
+    fn doubled_carriage_returns_are_line_endings_too() {
+        // Found by tests/reliability.rs::fuzz_wos_reader.
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "X.txt", "caf\u{e9}\r\r\nnext\r\r\n".as_bytes());
+        write(d.path(), "YL1.txt", b"0\r\r\n1\n");
+        let ds = Dataset::read_wos(d.path(), WosLevel::L1).unwrap();
+        assert_eq!(ds.texts, ["caf\u{e9}", "next"]);
     }
 
     #[test]

@@ -206,6 +206,19 @@ pub fn load_into(vs: &nn::VarStore, weights: Vec<(String, Tensor)>, map: &KeyMap
             }
             report.converted.push((key.clone(), format!("{sk:?}")));
         }
+        if is_float(sk) && src.numel() > 0 {
+            let bad = src.isfinite().logical_not().sum(Kind::Int64).int64_value(&[]);
+            if bad > 0 {
+                return Err(Error::weights(
+                    source,
+                    Some(&key),
+                    format!(
+                        "{bad} of {} values are NaN or infinite: the checkpoint is corrupt (or was saved after training diverged)",
+                        src.numel()
+                    ),
+                ));
+            }
+        }
         tch::no_grad(|| var.shallow_clone().copy_(&src.to_kind(vk).to_device(var.device())));
         report.loaded.push(name.clone());
     }

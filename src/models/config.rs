@@ -188,11 +188,42 @@ pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T
 }
 
 fn json_error(path: &Path, text: &str, e: serde_json::Error) -> Error {
-    // serde_json reports "unknown variant `x`, expected one of ..." without the
-    // key; recover the key from the line it points at.
-    let line = text.lines().nth(e.line().saturating_sub(1)).unwrap_or("");
-    let key = line.split('"').nth(1).filter(|_| line.contains(':')).unwrap_or("<json>").to_string();
-    Error::config(path, key, format!("{e}"))
+    // serde_json reports "unknown variant `x`, expected one of ..." or
+    // "invalid type: string \"big\", expected i64" without the key; recover it
+    // from the text: the last `"key":` before the position the error points at.
+    let key = if e.is_data() { key_before(text, e.line(), e.column()) } else { None };
+    Error::config(path, key.unwrap_or_else(|| "<json>".to_string()), format!("{e}"))
+}
+
+/// The key of the last `"key": value` pair that starts before 1-based
+/// `line`/`column` of `text`, scanning strings properly (escapes, colons
+/// inside values), so one-line and pretty-printed files both work.
+fn key_before(text: &str, line: usize, column: usize) -> Option<String> {
+    let line_start: usize = text.split_inclusive('\n').take(line.saturating_sub(1)).map(str::len).sum();
+    let end = (line_start + column).min(text.len());
+    let bytes = &text.as_bytes()[..end];
+    let (mut i, mut last_string, mut key) = (0, None, None);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                let start = i + 1;
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                last_string = Some((start, i.min(bytes.len())));
+            }
+            b':' => {
+                if let Some((a, b)) = last_string.take() {
+                    key = Some((a, b));
+                }
+            }
+            b if b.is_ascii_whitespace() => {}
+            _ => last_string = None,
+        }
+        i += 1;
+    }
+    key.and_then(|(a, b)| text.get(a..b)).map(str::to_string)
 }
 
 fn check_common(path: &Path, hidden: i64, heads: i64, pos_type: &str, model_type: &str, expected_type: &str) -> Result<()> {
@@ -272,6 +303,15 @@ mod tests {
         let p = write(&dir, "{\n  \"hidden_act\": \"mish\",\n  \"hidden_size\": 8\n}");
         let e = BertConfig::from_file(&p).unwrap_err().to_string();
         assert!(e.contains("hidden_act") && e.contains("mish") && e.contains("config.json"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_right_key_on_one_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(&dir, r#"{"num_hidden_layers": 2, "note": "a: b", "hidden_size": "big", "vocab_size": 10}"#);
+        let e = BertConfig::from_file(&p).unwrap_err().to_string();
+        assert!(e.contains("key `hidden_size`") && e.contains("expected i64"), "{e}");
+        assert_eq!(key_before(r#"{"a\"b": [1, "x"], "c": tru"#, 1, 26).as_deref(), Some("c"));
     }
 
     #[test]

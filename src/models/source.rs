@@ -76,7 +76,13 @@ impl ModelSource {
                 }
                 let config = dir.join("config.json");
                 if !config.exists() {
-                    return Err(Error::config(&config, "<file>", "missing: a model directory needs config.json"));
+                    return Err(Error::io(
+                        &config,
+                        std::io::Error::new(
+                            std::io::ErrorKind::NotFound,
+                            format!("file not found: a model directory needs config.json and one of {}", WEIGHT_FILES.join(", ")),
+                        ),
+                    ));
                 }
                 let weights =
                     WEIGHT_FILES.iter().map(|w| dir.join(w)).find(|p| p.exists()).ok_or_else(|| {
@@ -85,9 +91,12 @@ impl ModelSource {
                 Ok(ModelFiles { config, weights, tokenizer_dir: has_tokenizer(dir).then(|| dir.clone()) })
             }
             ModelSource::StateDict { config, weights } => {
-                for p in [config, weights] {
+                for (p, what) in [(config, "the model's config.json"), (weights, "the weights file")] {
                     if !p.exists() {
-                        return Err(Error::io(p, std::io::Error::new(std::io::ErrorKind::NotFound, "file not found")));
+                        return Err(Error::io(
+                            p,
+                            std::io::Error::new(std::io::ErrorKind::NotFound, format!("file not found: expected {what}")),
+                        ));
                     }
                 }
                 let tokenizer_dir = config.parent().filter(|d| has_tokenizer(d)).map(Path::to_path_buf);

@@ -85,6 +85,11 @@ pub struct TrainConfig {
     pub precision: Precision,
     /// Where `best/` and `last/` checkpoints go; none when unset.
     pub checkpoint_dir: Option<PathBuf>,
+    /// Let `fit` start a new run in a `checkpoint_dir` that already holds
+    /// one; its checkpoints are then replaced as the new run saves. Off by
+    /// default, so an earlier run is never replaced by accident (`resume`
+    /// continues one instead).
+    pub overwrite: bool,
 }
 
 impl Default for TrainConfig {
@@ -114,6 +119,7 @@ impl Default for TrainConfig {
             progress: ProgressMode::Auto,
             precision: Precision::Fp32,
             checkpoint_dir: None,
+            overwrite: false,
         }
     }
 }

@@ -133,6 +133,7 @@ pub fn validate(model: &dyn TextClassifier, data: &Encoded, cfg: &TrainConfig) -
     if data.is_empty() {
         return Err(Error::invalid("validation data", "is empty"));
     }
+    data.check_for_model(model, "validation data")?;
     let start = Instant::now();
     let device = model.var_store().device();
     let batches = data.batches(cfg.eval_batch_size.unwrap_or(cfg.batch_size * 2).max(1), cfg.padding, None, device)?;
@@ -301,7 +302,25 @@ pub fn fit(model: &mut dyn TextClassifier, train: &Encoded, valid: &Encoded, cfg
 pub fn resume(model: &mut dyn TextClassifier, train: &Encoded, valid: &Encoded, cfg: &TrainConfig) -> Result<FitResult> {
     let dir =
         cfg.checkpoint_dir.as_ref().ok_or_else(|| Error::invalid("checkpoint_dir", "resume needs the directory of the run to continue"))?;
-    run(model, train, valid, cfg, Some(dir.join("last")))
+    // A crash between the two renames of `save_dir` leaves only `last.old`.
+    let last = dir.join("last");
+    let from = if !last.exists() && dir.join("last.old").exists() { dir.join("last.old") } else { last };
+    run(model, train, valid, cfg, Some(from))
+}
+
+/// Refuses to start a new run over the checkpoints of an earlier one.
+fn check_no_run(dir: &Path) -> Result<()> {
+    if let Some(found) = ["last", "best", "last.old"].iter().find(|n| dir.join(n).exists()) {
+        return Err(Error::invalid(
+            "checkpoint_dir",
+            format!(
+                "{} already holds a run ({found}/ exists): call `resume` to continue it, set `overwrite: true` in TrainConfig \
+                 to replace it, or choose another directory",
+                dir.display()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn run(
@@ -315,12 +334,10 @@ fn run(
     if train.is_empty() {
         return Err(Error::invalid("training data", "is empty"));
     }
-    let max_pos = model.config().max_position_embeddings() as usize;
-    if train.max_len > max_pos || valid.max_len > max_pos {
-        return Err(Error::invalid(
-            "max_len",
-            format!("{} exceeds the model's max_position_embeddings {max_pos}", train.max_len.max(valid.max_len)),
-        ));
+    train.check_for_model(model, "training data")?;
+    valid.check_for_model(model, "validation data")?;
+    if let (None, false, Some(dir)) = (&resume_from, cfg.overwrite, &cfg.checkpoint_dir) {
+        check_no_run(dir)?;
     }
     let mut opt = Optimizer::new(model.var_store(), cfg);
     let mut state = RunState { history: History::default(), global_step: 0, best_accuracy: None, epoch_steps: 0, epoch_loss_sum: 0.0 };
