@@ -5,8 +5,7 @@
 # ModelSource::parse("models/electra-seed").
 #   scripts/pretrain_electra_seed.sh                 # 4 minutes
 #   MINUTES=10 MAX_STEPS=200 scripts/pretrain_electra_seed.sh --out runs/electra
-# Extra arguments go to the example (see `cargo run --example pretrain_electra_seed -- --help`).
+# Extra arguments go to `encoder-bench pretrain` (see its --help).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exec cargo run --example pretrain_electra_seed -- \
-    --minutes "${MINUTES:-4}" --max-steps "${MAX_STEPS:-60}" "$@"
+exec cargo run --release -- pretrain --minutes "${MINUTES:-4}" --max-steps "${MAX_STEPS:-60}" "$@"

@@ -42,7 +42,15 @@ pub struct BenchConfig {
 
 impl Default for BenchConfig {
     fn default() -> Self {
-        BenchConfig { batch_size: 16, max_len: 64, warmup_steps: 3, train_steps: 10, eval_batches: 10, precision: Precision::Fp32, padding: Padding::Dynamic }
+        BenchConfig {
+            batch_size: 16,
+            max_len: 64,
+            warmup_steps: 3,
+            train_steps: 10,
+            eval_batches: 10,
+            precision: Precision::Fp32,
+            padding: Padding::Dynamic,
+        }
     }
 }
 

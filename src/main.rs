@@ -2,6 +2,7 @@
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use encoder_bench::prelude::*;
+use encoder_bench::train::pretrain::DEFAULT_CORPUS;
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -20,6 +21,8 @@ enum Command {
     Eval(Box<EvalArgs>),
     /// Fine-tune models × batch sizes (the seed's analysis grid) into one results table and charts.
     Sweep(Box<SweepArgs>),
+    /// Pre-train an ELECTRA (masked LM) on plain text into a directory the fine-tuning loader takes.
+    Pretrain(Box<PretrainArgs>),
     /// Measure training and evaluation samples/s (compare with bench/reference.py).
     Bench(Box<BenchArgs>),
     /// Compare a model's logits on a device with the CPU's (GPU/MPS sanity check).
@@ -172,8 +175,11 @@ struct FitArgs {
     #[arg(long, default_value = "runs/fit")]
     out: PathBuf,
     /// Continue the run in --out from its last checkpoint.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "overwrite")]
     resume: bool,
+    /// Replace a run already in --out.
+    #[arg(long)]
+    overwrite: bool,
 }
 
 #[derive(Args)]
@@ -221,6 +227,50 @@ struct SweepArgs {
     /// Output directory: summary/epochs tables (CSV + Parquet), sweep.json, charts.
     #[arg(long, default_value = "runs/sweep")]
     out: PathBuf,
+}
+
+/// Masked-LM pre-training settings (defaults: the seed's ELECTRA shape on the WOS abstracts, 4 minutes).
+#[derive(Args)]
+struct PretrainArgs {
+    /// Plain-text corpus, one document per line.
+    #[arg(long, default_value = DEFAULT_CORPUS)]
+    corpus: PathBuf,
+    /// Tokenizer directory (tokenizer.json or vocab.txt); bert-base-uncased's vocabulary.
+    #[arg(long, default_value = "models/minilm")]
+    tokenizer: PathBuf,
+    /// Output directory.
+    #[arg(long, default_value = "models/electra-seed")]
+    out: PathBuf,
+    /// Model config.json to use instead of the seed's shape.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Wall-clock budget in minutes (training stops cleanly, then saves).
+    #[arg(long, default_value_t = 4.0)]
+    minutes: f64,
+    /// Length of the learning-rate schedule in steps (and the most steps run).
+    #[arg(long, default_value_t = 60)]
+    max_steps: usize,
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 128)]
+    max_len: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    learning_rate: f64,
+    #[arg(long, default_value_t = 0.1)]
+    warmup_ratio: f64,
+    #[arg(long, default_value_t = 5)]
+    log_every: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// cpu, cuda, cuda:N, mps (default: auto / ENCODER_BENCH_DEVICE).
+    #[arg(long)]
+    device: Option<String>,
+    /// Stop cleanly when this file appears.
+    #[arg(long)]
+    stop_file: Option<PathBuf>,
+    /// Continue from <out>/checkpoints/last.
+    #[arg(long)]
+    resume: bool,
 }
 
 /// Which model to build: a checkpoint, or random weights of a config.
@@ -337,6 +387,7 @@ fn main() -> Result<()> {
         Command::Bench(args) => bench_cmd(*args),
         Command::CheckDevice(args) => check_device_cmd(*args),
         Command::Eval(args) => eval_cmd(*args),
+        Command::Pretrain(args) => pretrain_cmd(*args),
         Command::Sweep(args) => sweep_cmd(*args),
         Command::Demo { epochs, out } => {
             let cli = Cli::parse_from(["encoder-bench", "fit", "--train-size", "168", "--max-len", "128", "--epochs", &epochs.to_string()]);
@@ -353,13 +404,13 @@ fn fit_cmd(args: FitArgs) -> Result<()> {
     use encoder_bench::report::{Chart, LineChart};
     let started = Instant::now();
     let record_path = args.out.join("run.json");
-    if record_path.exists() && !args.resume {
-        anyhow::bail!("{} already holds a run; choose another --out or pass --resume", args.out.display());
+    if record_path.exists() && !args.resume && !args.overwrite {
+        anyhow::bail!("{} already holds a run; choose another --out, or pass --resume or --overwrite", args.out.display());
     }
     let device = encoder_bench::device::select_device(args.train.device.as_deref())?;
     let (ds, split) = args.data.load()?;
     let (mut model, tok, name) = args.model.load(ds.labels.clone(), device)?;
-    let cfg = TrainConfig { checkpoint_dir: Some(args.out.join("checkpoints")), ..args.train.config() };
+    let cfg = TrainConfig { checkpoint_dir: Some(args.out.join("checkpoints")), overwrite: args.overwrite, ..args.train.config() };
     let (train, test) = (tok.encode_dataset(&split.train, cfg.max_len)?, tok.encode_dataset(&split.test, cfg.max_len)?);
     let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let out = if args.resume {
@@ -413,7 +464,12 @@ fn eval_cmd(args: EvalArgs) -> Result<()> {
     let tok = TextTokenizer::from_dir(&tok_dir)?;
     let data = if args.all { &ds } else { &split.test };
     let enc = tok.encode_dataset(data, args.max_len)?;
-    let cfg = TrainConfig { max_len: args.max_len, eval_batch_size: Some(args.batch_size), progress: ProgressMode::Auto, ..TrainConfig::default() };
+    let cfg = TrainConfig {
+        max_len: args.max_len,
+        eval_batch_size: Some(args.batch_size),
+        progress: ProgressMode::Auto,
+        ..TrainConfig::default()
+    };
     let v = validate(model.as_ref(), &enc, &cfg)?;
     let names = model.labels().names().to_vec();
     let text = v.metrics.report(&names);
@@ -461,6 +517,66 @@ fn sweep_cmd(args: SweepArgs) -> Result<()> {
         println!("- {c}");
     }
     println!("written: {}/summary.{{csv,parquet}}, epochs.{{csv,parquet}}, sweep.json, accuracy/loss .svg/.png", args.out.display());
+    Ok(())
+}
+
+fn pretrain_cmd(args: PretrainArgs) -> Result<()> {
+    use encoder_bench::models::ElectraConfig;
+    use encoder_bench::train::pretrain::{Corpus, PretrainConfig, pretrain_to_dir};
+    let device = encoder_bench::device::select_device(args.device.as_deref())?;
+    let model_cfg: ElectraConfig = match &args.config {
+        Some(p) => ElectraConfig::from_file(p)?,
+        None => ElectraConfig::seed_shape(),
+    };
+    let tok = TextTokenizer::from_dir(&args.tokenizer)?;
+    let cfg = PretrainConfig {
+        max_len: args.max_len,
+        batch_size: args.batch_size,
+        max_steps: Some(args.max_steps),
+        learning_rate: args.learning_rate,
+        warmup_ratio: args.warmup_ratio,
+        log_every: args.log_every,
+        seed: args.seed,
+        time_budget_s: Some(args.minutes * 60.0),
+        stop_file: args.stop_file.clone(),
+        progress: ProgressMode::Auto,
+        checkpoint_dir: Some(args.out.join("checkpoints")),
+        ..Default::default()
+    };
+    let corpus = Corpus::from_text_file(&args.corpus, &tok, cfg.max_len)?;
+    println!(
+        "corpus {}: {} documents → {} sequences, {} tokens; model {} layers × {} hidden",
+        args.corpus.display(),
+        corpus.documents,
+        corpus.len(),
+        corpus.num_tokens(),
+        model_cfg.num_hidden_layers,
+        model_cfg.hidden_size
+    );
+    let (model, out) = pretrain_to_dir(&model_cfg, &tok, &corpus, &cfg, &args.out, device, args.resume)?;
+    println!("{} parameters; stopped: {:?} after {} steps", model.num_parameters(), out.stop, out.steps);
+    println!("step  epoch   loss   masked-acc   tokens   PFLOP    seconds");
+    for r in &out.history.records {
+        println!(
+            "{:>4}  {:>5.2}  {:>6.3}  {:>9.3}  {:>8}  {:>6.4}  {:>7.1}{}",
+            r.step,
+            r.epoch,
+            r.loss,
+            r.accuracy,
+            r.tokens,
+            r.flops / 1e15,
+            r.elapsed_s,
+            if r.partial { "  (partial window)" } else { "" }
+        );
+    }
+    println!(
+        "{} tokens ({} with padding), {:.3} PFLOP estimated, {:.0} s; written to {}",
+        out.tokens,
+        out.padded_tokens,
+        out.flops / 1e15,
+        out.elapsed_s,
+        args.out.display()
+    );
     Ok(())
 }
 
@@ -530,7 +646,8 @@ fn check_device_cmd(args: CheckDeviceArgs) -> Result<()> {
     let diff = |t: &tch::Tensor| (t - &cpu).abs().max().double_value(&[]);
     let (d32, d16) = (diff(&dev32), diff(&dev16));
     let scale = cpu.abs().max().double_value(&[]);
-    let agree = dev16.argmax(-1, false).eq_tensor(&cpu.argmax(-1, false)).to_kind(tch::Kind::Float).mean(tch::Kind::Float).double_value(&[]);
+    let agree =
+        dev16.argmax(-1, false).eq_tensor(&cpu.argmax(-1, false)).to_kind(tch::Kind::Float).mean(tch::Kind::Float).double_value(&[]);
     let device_name = encoder_bench::device::device_name(device);
     println!(
         "{}",

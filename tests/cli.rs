@@ -46,7 +46,8 @@ fn fit_eval_sweep_and_bench_run_end_to_end() {
     fit.extend(["--epochs", "2", "--batch-size", "32", "--lr", "1e-3", "--out", "run"]);
     let text = ok(&fit, d);
     assert!(text.contains("epoch 2:"), "{text}");
-    for f in ["run.json", "history.csv", "accuracy.svg", "accuracy.png", "loss.svg", "confusion.png", "checkpoints/best/model.safetensors"] {
+    for f in ["run.json", "history.csv", "accuracy.svg", "accuracy.png", "loss.svg", "confusion.png", "checkpoints/best/model.safetensors"]
+    {
         assert!(d.join("run").join(f).exists(), "fit did not write {f}");
     }
     let csv = std::fs::read_to_string(d.join("run/history.csv")).unwrap();
@@ -58,7 +59,26 @@ fn fit_eval_sweep_and_bench_run_end_to_end() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("already holds a run"));
 
     let tok = root().join("models/minilm").display().to_string();
-    let text = ok(&["eval", "--data", &data, "--train-size", "168", "--checkpoint", "run/checkpoints/best", "--tokenizer", &tok, "--max-len", "32", "--device", "cpu", "--out", "eval"], d);
+    let text = ok(
+        &[
+            "eval",
+            "--data",
+            &data,
+            "--train-size",
+            "168",
+            "--checkpoint",
+            "run/checkpoints/best",
+            "--tokenizer",
+            &tok,
+            "--max-len",
+            "32",
+            "--device",
+            "cpu",
+            "--out",
+            "eval",
+        ],
+        d,
+    );
     assert!(text.contains("42 texts"), "{text}");
     let metrics: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("eval/metrics.json")).unwrap()).unwrap();
     let acc = metrics["accuracy"].as_f64().unwrap();
@@ -88,7 +108,8 @@ fn fit_eval_sweep_and_bench_run_end_to_end() {
     bench.extend(["--train-steps", "2", "--eval-batches", "2", "--precision", "fp32,bf16", "--json"]);
     let out = run(&bench, d);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("stdout is JSON lines only")).collect();
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("stdout is JSON lines only")).collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[1]["config"]["precision"], "bf16");
     assert!(lines.iter().all(|l| l["train_samples_per_s"].as_f64().unwrap() > 0.0));

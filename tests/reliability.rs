@@ -94,7 +94,6 @@ fn tiny_model(classes: usize, seed: i64) -> Box<dyn TextClassifier> {
 }
 
 #[test]
-#[ignore = "fails: init_like_transformers (src/models/classifier.rs) iterates a HashMap; see docs/reliability.md"]
 fn random_classifier_is_reproducible() {
     let _g = serial();
     let make = || random_classifier(&ModelConfig::Bert(tiny_config()), LabelMap::numbered(2), Device::Cpu, 5);

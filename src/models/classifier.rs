@@ -89,6 +89,16 @@ pub trait TextClassifier: std::fmt::Debug {
     /// Logits `[batch, classes]`; dropout is active only when `train`.
     fn forward_t(&self, input_ids: &Tensor, attention_mask: &Tensor, token_type_ids: Option<&Tensor>, train: bool) -> Tensor;
 
+    /// [`TextClassifier::forward_t`] after checking that every input is on the
+    /// model's device: a batch built by hand on the wrong device gets an
+    /// error naming the tensor and both devices instead of libtorch's.
+    fn try_forward_t(&self, input_ids: &Tensor, attention_mask: &Tensor, token_type_ids: Option<&Tensor>, train: bool) -> Result<Tensor> {
+        let mut inputs = vec![("input_ids", input_ids), ("attention_mask", attention_mask)];
+        inputs.extend(token_type_ids.map(|t| ("token_type_ids", t)));
+        crate::device::check_same_device("forward", self.var_store().device(), &inputs)?;
+        Ok(self.forward_t(input_ids, attention_mask, token_type_ids, train))
+    }
+
     /// Class probabilities `[batch, classes]` in evaluation mode, without gradients.
     fn probabilities(&self, input_ids: &Tensor, attention_mask: &Tensor, token_type_ids: Option<&Tensor>) -> Tensor {
         tch::no_grad(|| self.forward_t(input_ids, attention_mask, token_type_ids, false).softmax(-1, Kind::Float))

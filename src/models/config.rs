@@ -281,6 +281,24 @@ macro_rules! encoder_config_impl {
 encoder_config_impl!(BertConfig, "bert", "a BERT");
 encoder_config_impl!(ElectraConfig, "electra", "an ELECTRA");
 
+impl ElectraConfig {
+    /// The seed notebook's home-pretrained ELECTRA-small variant: vocabulary
+    /// 30522 (bert-base-uncased), embeddings 64, hidden 196, 18 layers,
+    /// 4 heads, intermediate 784.
+    ///
+    /// ```
+    /// let c = encoder_bench::models::ElectraConfig::seed_shape();
+    /// assert_eq!((c.embedding_size, c.hidden_size, c.num_hidden_layers), (64, 196, 18));
+    /// ```
+    pub fn seed_shape() -> Self {
+        serde_json::from_value(serde_json::json!({
+            "vocab_size": 30522, "embedding_size": 64, "hidden_size": 196, "num_hidden_layers": 18,
+            "num_attention_heads": 4, "intermediate_size": 784, "max_position_embeddings": 512, "pad_token_id": 0
+        }))
+        .expect("the seed shape is a valid ElectraConfig")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,6 @@ pub use checkpoint::{LoadReport, read_weights};
 pub use classifier::{BertClassifier, ElectraClassifier, ModelConfig, TextClassifier, load_classifier, random_classifier, save_classifier};
 pub use config::{Activation, BertConfig, ElectraConfig};
 pub use electra::ElectraModel;
-pub use precision::{Precision, with_precision};
 pub use mlm::ElectraForMaskedLM;
+pub use precision::{Precision, with_precision};
 pub use source::{ModelFiles, ModelSource};

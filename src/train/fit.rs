@@ -9,8 +9,8 @@ use super::metrics::{Metrics, argmax_rows};
 use super::optim::Optimizer;
 use super::progress::Progress;
 use crate::data::{Batch, Encoded};
-use crate::models::{TextClassifier, with_precision};
 use crate::models::checkpoint::{KeyMap, load_into, read_weights};
+use crate::models::{TextClassifier, with_precision};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -141,8 +141,8 @@ pub fn validate(model: &dyn TextClassifier, data: &Encoded, cfg: &TrainConfig) -
     let (mut logits_all, mut loss_sum) = (Vec::new(), Tensor::zeros([], (Kind::Float, device)));
     tch::no_grad(|| {
         for b in batches {
-            let logits = with_precision(cfg.precision, || model.forward_t(&b.ids, &b.mask, Some(&b.token_type_ids), false))
-                .to_kind(Kind::Float);
+            let logits =
+                with_precision(cfg.precision, || model.forward_t(&b.ids, &b.mask, Some(&b.token_type_ids), false)).to_kind(Kind::Float);
             loss_sum += loss_fn(&logits, &b.targets, cfg.label_smoothing) * b.size() as f64;
             logits_all.push(logits);
             bar.inc(1);

@@ -128,8 +128,13 @@ impl Optimizer {
                     })
                     .collect();
                 let wd = if group.decay { self.weight_decay } else { 0.0 };
-                let mut packed =
-                    Param { name: String::new(), var: group.var.shallow_clone(), exp_avg: group.exp_avg.shallow_clone(), exp_avg_sq: group.exp_avg_sq.shallow_clone(), decay: group.decay };
+                let mut packed = Param {
+                    name: String::new(),
+                    var: group.var.shallow_clone(),
+                    exp_avg: group.exp_avg.shallow_clone(),
+                    exp_avg_sq: group.exp_avg_sq.shallow_clone(),
+                    decay: group.decay,
+                };
                 tensor_step(&mut packed, Tensor::cat(&grads, 0), wd, &h);
             }
             if !self.flat.is_empty() {
@@ -338,13 +343,8 @@ mod tests {
             tch::manual_seed(1);
             let n = 70_000; // above the parallel threshold
             let init = Tensor::randn([n], (Kind::Float, tch::Device::Cpu));
-            let mk = || Param {
-                name: "w".into(),
-                var: init.copy(),
-                exp_avg: init.zeros_like(),
-                exp_avg_sq: init.zeros_like(),
-                decay: true,
-            };
+            let mk =
+                || Param { name: "w".into(), var: init.copy(), exp_avg: init.zeros_like(), exp_avg_sq: init.zeros_like(), decay: true };
             let (mut a, mut b) = (mk(), mk());
             for step in 1..=5 {
                 let g = Tensor::randn([n], (Kind::Float, tch::Device::Cpu));
@@ -396,7 +396,12 @@ mod tests {
         let (w2, g2, s2) = run(true);
         assert!((&w1 - &w2).abs().max().double_value(&[]) < 1e-6);
         assert!((&g1 - &g2).abs().max().double_value(&[]) < 1e-6);
-        assert!(s1.iter().zip(&s2).all(|((k1, a), (k2, b))| k1 == k2 && (a.to_kind(Kind::Double) - b.to_kind(Kind::Double)).abs().max().double_value(&[]) < 1e-6));
+        assert!(
+            s1.iter()
+                .zip(&s2)
+                .all(|((k1, a), (k2, b))| k1 == k2
+                    && (a.to_kind(Kind::Double) - b.to_kind(Kind::Double)).abs().max().double_value(&[]) < 1e-6)
+        );
         assert!((&w1 - Tensor::zeros_like(&w1)).abs().max().double_value(&[]) > 0.0);
     }
 }

@@ -144,7 +144,11 @@ pub fn sweep(
         for &bs in batch_sizes {
             let start = Instant::now();
             let (mut model, _) = load_classifier(&m.source, Some(labels.clone()), device, base.seed as i64)?;
-            let cfg = TrainConfig { batch_size: bs, checkpoint_dir: base.checkpoint_dir.as_ref().map(|d| d.join(format!("{}-bs{bs}", m.name))), ..base.clone() };
+            let cfg = TrainConfig {
+                batch_size: bs,
+                checkpoint_dir: base.checkpoint_dir.as_ref().map(|d| d.join(format!("{}-bs{bs}", m.name))),
+                ..base.clone()
+            };
             if cfg.progress != super::ProgressMode::Quiet {
                 println!("── {} · batch size {bs} ──", m.name);
             }
@@ -177,7 +181,8 @@ impl Sweep {
     /// One row per run: best and final accuracy, final losses, throughput, size.
     pub fn summary_frame(&self) -> DataFrame {
         let r = &self.runs;
-        let last = |f: &dyn Fn(&super::EpochRecord) -> Option<f64>| r.iter().map(|x| x.history.epochs.last().and_then(f)).collect::<Vec<_>>();
+        let last =
+            |f: &dyn Fn(&super::EpochRecord) -> Option<f64>| r.iter().map(|x| x.history.epochs.last().and_then(f)).collect::<Vec<_>>();
         let columns = vec![
             Column::new("model".into(), r.iter().map(|x| x.model.as_str()).collect::<Vec<_>>()),
             Column::new("batch_size".into(), r.iter().map(|x| x.batch_size as u64).collect::<Vec<_>>()),
