@@ -5,7 +5,7 @@ PY := .venv/bin/python
 LARGE_FIXTURES := tests/fixtures/large/train_step.safetensors tests/fixtures/large/electra_parity.safetensors \
 	tests/fixtures/large/minilm_parity.safetensors tests/fixtures/large/electra-seed/babylm_model.bin
 
-.PHONY: setup fixtures test lint notebook notebook-setup demo
+.PHONY: setup fixtures test test-notebook lint notebook notebook-setup demo bench
 
 setup:
 	@bash scripts/setup.sh
@@ -17,6 +17,19 @@ fixtures: setup
 test: fixtures
 	cargo build --all-targets
 	cargo test --no-fail-fast
+	$(MAKE) test-notebook
+
+# The notebook executed with fast settings through the evcxr kernel (scripts/test_notebook.py).
+test-notebook: notebook-setup models/electra-seed/model.safetensors
+	$(NB_ENV) $(PY) scripts/test_notebook.py
+
+# The notebook's default ELECTRA: our own masked-LM pre-training of the seed's shape (4 minutes).
+models/electra-seed/model.safetensors:
+	cargo run -- pretrain --minutes 4 --max-steps 60 --out models/electra-seed
+
+# Rust vs Python transformers, side by side (~15 minutes; writes bench/results/latest.json).
+bench: fixtures
+	scripts/bench-vs-python
 
 lint: setup
 	cargo fmt --check
@@ -32,7 +45,7 @@ notebook-setup: setup
 # build dir (target/evcxr, minutes); later runs reuse it. Settings: see the
 # notebook's first cell (EPOCHS, MAX_LEN, BATCH_SIZE, WOS_DIR, BERT_MODEL, ...).
 NB_ENV := JUPYTER_PATH=$(CURDIR)/.venv/share/jupyter
-notebook: notebook-setup
+notebook: notebook-setup models/electra-seed/model.safetensors
 	cd notebooks && $(NB_ENV) ../.venv/bin/jupyter nbconvert --to notebook --execute technical_evaluation.ipynb \
 		--ExecutePreprocessor.timeout=7200 \
 		--NotebookExporter.preprocessors=nbconvert.preprocessors.CoalesceStreamsPreprocessor \

@@ -9,6 +9,7 @@ use crate::data::{Dataset, Encoded, Padding};
 use crate::models::{ModelConfig, Precision, TextClassifier};
 use crate::tokenizer::TextTokenizer;
 use crate::train::optim::Optimizer;
+use crate::train::flops::{TRAIN_FACTOR, fine_tuning_flops};
 use crate::train::{ProgressMode, TrainConfig, train_step, validate};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -81,33 +82,6 @@ pub struct BenchResult {
     pub peak_rss_mib: Option<f64>,
 }
 
-/// Matrix-multiply FLOPs of one forward pass of one sequence of `seq`
-/// tokens: every Linear (2·in·out per token), the two attention products
-/// (2·2·seq·hidden per token and layer), the classifier. Embedding lookups,
-/// LayerNorm, softmax and GELU are not counted (the usual convention; they
-/// are a few percent).
-///
-/// ```
-/// use encoder_bench::models::{BertConfig, ModelConfig};
-/// let cfg: BertConfig = serde_json::from_str(r#"{"vocab_size": 30522, "hidden_size": 768, "num_hidden_layers": 12,
-///     "num_attention_heads": 12, "intermediate_size": 3072, "max_position_embeddings": 512}"#).unwrap();
-/// // bert-base at 128 tokens: ~22.5 GFLOPs per sequence, the textbook figure.
-/// let f = encoder_bench::bench::forward_flops(&ModelConfig::Bert(cfg), 128.0, 2);
-/// assert!((f / 1e9 - 22.5).abs() < 0.5, "{}", f / 1e9);
-/// ```
-pub fn forward_flops(config: &ModelConfig, seq: f64, classes: i64) -> f64 {
-    let (h, layers, inter, project) = match config {
-        ModelConfig::Bert(c) => (c.hidden_size, c.num_hidden_layers, c.intermediate_size, 0),
-        ModelConfig::Electra(c) => {
-            (c.hidden_size, c.num_hidden_layers, c.intermediate_size, if c.embedding_size != c.hidden_size { c.embedding_size } else { 0 })
-        }
-    };
-    let (h, layers, inter, project) = (h as f64, layers as f64, inter as f64, project as f64);
-    let per_token_linear = layers * (4.0 * h * h + 2.0 * h * inter) + project * h;
-    let attention = layers * 2.0 * seq * h;
-    2.0 * (per_token_linear + attention) * seq + 2.0 * h * classes as f64
-}
-
 /// Waits for queued device work (CUDA); a no-op on the CPU.
 pub fn synchronize(device: Device) {
     if let Device::Cuda(i) = device {
@@ -161,6 +135,11 @@ fn train_config(cfg: &BenchConfig) -> TrainConfig {
     }
 }
 
+/// Forward FLOPs per example of the batches `enc` is cut into (see [`crate::train::flops`]).
+fn forward_flops_per_example(config: &ModelConfig, enc: &Encoded, batch: usize, padding: Padding, classes: i64) -> f64 {
+    fine_tuning_flops(config, enc, batch, padding, 1, classes as usize) / TRAIN_FACTOR / enc.len().max(1) as f64
+}
+
 fn mean_len(enc: &Encoded, batch: usize, padding: Padding) -> f64 {
     let widths: Vec<usize> = enc
         .ids
@@ -206,6 +185,8 @@ pub fn run(name: &str, model: &mut dyn TextClassifier, tok: &TextTokenizer, data
         return Err(Error::Training(format!("benchmark loss became {loss}")));
     }
     let seq = mean_len(&enc, bs, cfg.padding);
+    let classes = model.num_classes();
+    let fwd = forward_flops_per_example(model.config(), &enc, bs, cfg.padding, classes);
 
     if cfg.warmup_steps > 0 {
         validate(model, &warm, &tc)?;
@@ -215,12 +196,9 @@ pub fn run(name: &str, model: &mut dyn TextClassifier, tok: &TextTokenizer, data
     let enc = tok.encode_dataset(&texts, cfg.max_len)?;
     validate(model, &enc, &tc)?;
     let eval_s = start.elapsed().as_secs_f64();
-    let eval_seq = mean_len(&enc, bs, cfg.padding);
-
-    let classes = model.num_classes();
+    let eval_fwd = forward_flops_per_example(model.config(), &enc, bs, cfg.padding, classes);
     let train_sps = (cfg.train_steps * bs) as f64 / train_s;
     let eval_sps = (cfg.eval_batches * bs) as f64 / eval_s;
-    let fwd = forward_flops(model.config(), seq, classes);
     Ok(BenchResult {
         model: name.to_string(),
         params: model.num_parameters(),
@@ -231,7 +209,7 @@ pub fn run(name: &str, model: &mut dyn TextClassifier, tok: &TextTokenizer, data
         mean_seq_len: seq,
         train_flops_per_sample: 3.0 * fwd,
         train_gflops: 3.0 * fwd * train_sps / 1e9,
-        eval_gflops: forward_flops(model.config(), eval_seq, classes) * eval_sps / 1e9,
+        eval_gflops: eval_fwd * eval_sps / 1e9,
         peak_rss_mib: peak_rss_mib(),
     })
 }
