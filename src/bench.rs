@@ -8,8 +8,8 @@
 use crate::data::{Dataset, Encoded, Padding};
 use crate::models::{ModelConfig, Precision, TextClassifier};
 use crate::tokenizer::TextTokenizer;
-use crate::train::optim::Optimizer;
 use crate::train::flops::{TRAIN_FACTOR, fine_tuning_flops};
+use crate::train::optim::Optimizer;
 use crate::train::{ProgressMode, TrainConfig, train_step, validate};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
