@@ -14,8 +14,7 @@ fn wos() -> PathBuf {
 }
 
 fn run(args: &[&str], cwd: &Path) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_encoder-bench")).args(args).current_dir(cwd).output().expect("binary runs");
-    out
+    Command::new(env!("CARGO_BIN_EXE_encoder-bench")).args(args).current_dir(cwd).output().expect("binary runs")
 }
 
 fn ok(args: &[&str], cwd: &Path) -> String {
