@@ -190,21 +190,24 @@ LineChart::accuracy_per_epoch(&[("pre-trained here".to_string(), &pre_fit.histor
 """)
 code("""
 use encoder_bench::train::flops::fine_tuning_flops;
-let ft_flops: f64 = fine_tuning_flops(pre_model.config(), &e_train, cfg.batch_size, cfg.padding, cfg.epochs, ds.num_classes());
-let ft_s: f64 = pre_fit.history.epochs.iter().map(|e| e.train_s).sum();
-let ft_tokens: usize = e_train.ids.iter().map(Vec::len).sum::<usize>() * cfg.epochs;
-let ft_samples: usize = e_train.len() * cfg.epochs;
-let pre_samples: usize = pre.steps * pcfg.batch_size;
-let fmt = |x: f64| format!("{x:.3e}");
-let rows: Vec<Vec<String>> = vec![
-    vec!["pre-training (MLM)".into(), pre.tokens.to_string(), fmt(pre.flops), format!("{:.1}", pre.elapsed_s), format!("{:.1}", pre_samples as f64 / pre.elapsed_s)],
-    vec!["fine-tuning (classification)".into(), ft_tokens.to_string(), fmt(ft_flops), format!("{ft_s:.1}"), format!("{:.1}", ft_samples as f64 / ft_s)],
-    vec!["ratio pre / fine".into(), format!("{:.1}", pre.tokens as f64 / ft_tokens as f64), format!("{:.1}", pre.flops / ft_flops),
-         format!("{:.1}", pre.elapsed_s / ft_s), "".into()],
-];
-evcxr_html(&html_table(&["stage".into(), "tokens".into(), "model FLOPs".into(), "wall s".into(), "samples/s".into()], &rows));
-let acc = |f: &FitResult| f.history.best().and_then(|e| e.accuracy).unwrap_or(0.0) * 100.0;
-println!("best accuracy: pre-trained here {:.1}%, random init {:.1}% ({} test texts)", acc(&pre_fit), acc(&rnd_fit), e_test.len());
+// One block: its closures and temporaries stay local to this cell.
+{
+    let ft_flops: f64 = fine_tuning_flops(pre_model.config(), &e_train, cfg.batch_size, cfg.padding, cfg.epochs, ds.num_classes());
+    let ft_s: f64 = pre_fit.history.epochs.iter().map(|e| e.train_s).sum();
+    let ft_tokens: usize = e_train.ids.iter().map(Vec::len).sum::<usize>() * cfg.epochs;
+    let ft_samples: usize = e_train.len() * cfg.epochs;
+    let pre_samples: usize = pre.steps * pcfg.batch_size;
+    let fmt = |x: f64| format!("{x:.3e}");
+    let rows: Vec<Vec<String>> = vec![
+        vec!["pre-training (MLM)".into(), pre.tokens.to_string(), fmt(pre.flops), format!("{:.1}", pre.elapsed_s), format!("{:.1}", pre_samples as f64 / pre.elapsed_s)],
+        vec!["fine-tuning (classification)".into(), ft_tokens.to_string(), fmt(ft_flops), format!("{ft_s:.1}"), format!("{:.1}", ft_samples as f64 / ft_s)],
+        vec!["ratio pre / fine".into(), format!("{:.1}", pre.tokens as f64 / ft_tokens as f64), format!("{:.1}", pre.flops / ft_flops),
+             format!("{:.1}", pre.elapsed_s / ft_s), "".into()],
+    ];
+    evcxr_html(&html_table(&["stage".into(), "tokens".into(), "model FLOPs".into(), "wall s".into(), "samples/s".into()], &rows));
+    let acc = |f: &FitResult| f.history.best().and_then(|e| e.accuracy).unwrap_or(0.0) * 100.0;
+    println!("best accuracy: pre-trained here {:.1}%, random init {:.1}% ({} test texts)", acc(&pre_fit), acc(&rnd_fit), e_test.len());
+}
 """)
 md("""
 For scale: the ELECTRA paper reports 1.4e18 pre-training FLOPs (4 days on one V100) for

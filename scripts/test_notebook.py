@@ -27,10 +27,15 @@ def main():
     client.execute()
     failures = []
     svg_cells = html_cells = 0
+    chartless = []
     text = ""
     for i, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
+        # Every cell that displays a chart must carry it as a true SVG.
+        if ".evcxr_display();" in cell.source and not any(
+                o.get("data", {}).get("image/svg+xml", "").lstrip().startswith("<svg") for o in cell.get("outputs", [])):
+            chartless.append(i)
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
                 failures.append(f"cell {i}: {out.get('ename')}: {out.get('evalue')}")
@@ -41,7 +46,7 @@ def main():
             html_cells += "text/html" in data and "<table" in data["text/html"]
             text += out.get("text", "") + data.get("text/html", "")
     expect = [("no cell errored", not failures),
-              (f"at least 10 SVG charts (found {svg_cells})", svg_cells >= 10),
+              (f"every chart cell holds image/svg+xml (cells without: {chartless}); {svg_cells} charts", not chartless and svg_cells >= 9),
               (f"at least 5 HTML tables (found {html_cells})", html_cells >= 5),
               ("a progress bar was printed", "epoch 1/1" in text),
               ("the sweep's conclusions were printed", "Best run:" in text),
