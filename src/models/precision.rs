@@ -9,7 +9,8 @@
 //! softmax and the loss run in fp32 ([`layer_norm`] casts back up). The same
 //! code path serves CPU (AVX512-BF16/AMX) and CUDA.
 use serde::{Deserialize, Serialize};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
@@ -73,6 +74,40 @@ thread_local! {
     // Thread-local like torch's autocast state: a scope on one thread never
     // changes what another thread computes.
     static PRECISION: Cell<Precision> = const { Cell::new(Precision::Fp32) };
+    // bf16 copies of weights, keyed by the weight's storage address; only
+    // alive inside `with_cast_cache` (inference, where weights do not change).
+    static CAST_CACHE: RefCell<Option<HashMap<usize, Tensor>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` (inference without gradients, weights unchanged) casting each
+/// weight to bf16 once instead of once per batch, as torch's autocast weight
+/// cache does; the copies are dropped when `f` returns.
+///
+/// ```
+/// use encoder_bench::models::precision::{Precision, linear, with_cast_cache, with_precision};
+/// let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+/// let lin = tch::nn::linear(vs.root(), 4, 2, Default::default());
+/// let x = tch::Tensor::ones([3, 4], (tch::Kind::Float, tch::Device::Cpu));
+/// let y = tch::no_grad(|| with_cast_cache(|| with_precision(Precision::Bf16, || linear(&lin, &x))));
+/// assert_eq!(y.kind(), tch::Kind::BFloat16);
+/// ```
+pub fn with_cast_cache<T>(f: impl FnOnce() -> T) -> T {
+    struct Clear;
+    impl Drop for Clear {
+        fn drop(&mut self) {
+            CAST_CACHE.with(|c| c.borrow_mut().take());
+        }
+    }
+    CAST_CACHE.with(|c| *c.borrow_mut() = Some(HashMap::new()));
+    let _clear = Clear;
+    f()
+}
+
+fn to_bf16(t: &Tensor) -> Tensor {
+    CAST_CACHE.with(|c| match c.borrow_mut().as_mut() {
+        Some(cache) => cache.entry(t.data_ptr() as usize).or_insert_with(|| t.to_kind(Kind::BFloat16)).shallow_clone(),
+        None => t.to_kind(Kind::BFloat16),
+    })
 }
 
 /// Runs `f` with matrix products in `precision`; restores the previous
@@ -108,9 +143,8 @@ pub fn linear(layer: &nn::Linear, xs: &Tensor) -> Tensor {
     match current() {
         Precision::Fp32 => layer.forward(xs),
         Precision::Bf16 => {
-            let k = Kind::BFloat16;
-            let bias = layer.bs.as_ref().map(|b| b.to_kind(k));
-            xs.to_kind(k).linear(&layer.ws.to_kind(k), bias.as_ref())
+            let bias = layer.bs.as_ref().map(to_bf16);
+            xs.to_kind(Kind::BFloat16).linear(&to_bf16(&layer.ws), bias.as_ref())
         }
     }
 }
@@ -140,6 +174,18 @@ mod tests {
         with_precision(Precision::Bf16, || linear(&lin, &x)).to_kind(Kind::Float).sum(Kind::Float).backward();
         assert_eq!(lin.ws.grad().kind(), Kind::Float);
         assert_eq!(lin.ws.kind(), Kind::Float);
+    }
+
+    #[test]
+    fn cached_casts_give_the_same_outputs_and_are_dropped() {
+        tch::manual_seed(1);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let lin = nn::linear(vs.root(), 16, 8, Default::default());
+        let x = Tensor::randn([4, 16], (Kind::Float, Device::Cpu));
+        let plain = tch::no_grad(|| with_precision(Precision::Bf16, || linear(&lin, &x)));
+        let cached = tch::no_grad(|| with_cast_cache(|| with_precision(Precision::Bf16, || (linear(&lin, &x), linear(&lin, &x)))));
+        assert!(plain.equal(&cached.0) && plain.equal(&cached.1));
+        assert!(CAST_CACHE.with(|c| c.borrow().is_none()), "the cache outlived its scope");
     }
 
     #[test]

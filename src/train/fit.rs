@@ -140,13 +140,15 @@ pub fn validate(model: &dyn TextClassifier, data: &Encoded, cfg: &TrainConfig) -
     let bar = Progress::new(batches.len() as u64, "valid", cfg.progress);
     let (mut logits_all, mut loss_sum) = (Vec::new(), Tensor::zeros([], (Kind::Float, device)));
     tch::no_grad(|| {
-        for b in batches {
-            let logits =
-                with_precision(cfg.precision, || model.forward_t(&b.ids, &b.mask, Some(&b.token_type_ids), false)).to_kind(Kind::Float);
-            loss_sum += loss_fn(&logits, &b.targets, cfg.label_smoothing) * b.size() as f64;
-            logits_all.push(logits);
-            bar.inc(1);
-        }
+        crate::models::precision::with_cast_cache(|| {
+            for b in batches {
+                let logits =
+                    with_precision(cfg.precision, || model.forward_t(&b.ids, &b.mask, Some(&b.token_type_ids), false)).to_kind(Kind::Float);
+                loss_sum += loss_fn(&logits, &b.targets, cfg.label_smoothing) * b.size() as f64;
+                logits_all.push(logits);
+                bar.inc(1);
+            }
+        })
     });
     bar.finish();
     let probs = Tensor::cat(&logits_all, 0).softmax(-1, Kind::Float).to_device(tch::Device::Cpu);
