@@ -193,7 +193,8 @@ pub fn dataframe_html(df: &DataFrame) -> String {
 /// evcxr_html(&html_table(&["a".into()], &[vec!["1".into()]]));
 /// ```
 pub fn evcxr_html(html: &str) {
-    println!("EVCXR_BEGIN_CONTENT text/html\n{html}\nEVCXR_END_CONTENT");
+    // Wide tables (a sweep summary has a dozen columns) scroll instead of spilling over the page.
+    println!("EVCXR_BEGIN_CONTENT text/html\n<div style=\"overflow-x:auto\">{html}</div>\nEVCXR_END_CONTENT");
 }
 
 fn opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
