@@ -280,6 +280,7 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
 
 #[test]
 fn data_csv_non_utf8_names_line_and_column() {
+    let _g = serial(); // libtorch's RNG is process-global
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "data.csv", b"text,label\nfine,0\ncaf\xe9 latin-1,1\n");
     let e = err_of(Dataset::read_csv(&p, "text", "label"));
@@ -288,6 +289,7 @@ fn data_csv_non_utf8_names_line_and_column() {
 
 #[test]
 fn data_csv_malformed_rows_name_the_file() {
+    let _g = serial(); // libtorch's RNG is process-global
     let dir = tempfile::tempdir().unwrap();
     // An unterminated quote swallows the rest of the file into one field.
     let p = write(dir.path(), "quote.csv", b"text,label\n\"never closed,0\nb,1\n");
@@ -305,6 +307,7 @@ fn data_csv_malformed_rows_name_the_file() {
 
 #[test]
 fn data_label_only_in_the_test_file_is_refused_by_name() {
+    let _g = serial(); // libtorch's RNG is process-global
     let dir = tempfile::tempdir().unwrap();
     let train = Dataset::read_csv(write(dir.path(), "train.csv", b"text,label\nx,sports\ny,arts\n"), "text", "label").unwrap();
     let test = Dataset::read_csv(write(dir.path(), "test.csv", b"text,label\nu,sports\nv,arts\nw,news\n"), "text", "label").unwrap();
@@ -374,6 +377,7 @@ fn data_smaller_than_one_batch_trains_in_one_short_step() {
 
 #[test]
 fn config_missing_config_json_names_the_file() {
+    let _g = serial(); // libtorch's RNG is process-global
     let dir = tempfile::tempdir().unwrap();
     tiny_model_dir(dir.path());
     std::fs::remove_file(dir.path().join("config.json")).unwrap();
@@ -396,6 +400,7 @@ fn config_err(text: &str) -> String {
 
 #[test]
 fn config_field_of_the_wrong_type_names_the_key_and_the_expected_type() {
+    let _g = serial(); // libtorch's RNG is process-global
     // One line: the key is found by position, not by taking the first one.
     let e = config_err(r#"{"model_type": "bert", "num_hidden_layers": 2, "hidden_size": "big"}"#);
     assert_has(&e, &["key `hidden_size`", "invalid type: string \"big\"", "expected i64", "line 1"]);
@@ -407,6 +412,7 @@ fn config_field_of_the_wrong_type_names_the_key_and_the_expected_type() {
 
 #[test]
 fn config_indivisible_heads_unsupported_activation_and_family_are_refused() {
+    let _g = serial(); // libtorch's RNG is process-global
     let e = config_err(r#"{"model_type": "bert", "hidden_size": 100, "num_attention_heads": 12}"#);
     assert_has(&e, &["key `num_attention_heads`", "hidden_size 100 is not divisible by num_attention_heads 12"]);
     let e = config_err(r#"{"model_type": "bert", "hidden_size": 32, "num_attention_heads": 0}"#);
@@ -445,6 +451,7 @@ fn config_max_len_above_max_position_embeddings_is_refused_before_training() {
 
 #[test]
 fn weights_missing_file_is_named() {
+    let _g = serial(); // libtorch's RNG is process-global
     let dir = tempfile::tempdir().unwrap();
     tiny_model_dir(dir.path());
     std::fs::remove_file(dir.path().join("model.safetensors")).unwrap();
@@ -458,6 +465,7 @@ fn weights_missing_file_is_named() {
 
 #[test]
 fn weights_truncated_zip_and_non_zip_bin_are_named() {
+    let _g = serial(); // libtorch's RNG is process-global
     let dir = tempfile::tempdir().unwrap();
     let good = std::fs::read(root().join("tests/fixtures/torch/ordered_dict.pt")).unwrap();
     let p = write(dir.path(), "pytorch_model.bin", &good[..good.len() / 2]);
@@ -474,6 +482,7 @@ fn weights_truncated_zip_and_non_zip_bin_are_named() {
 
 #[test]
 fn weights_forbidden_global_is_refused_without_running_anything() {
+    let _g = serial(); // libtorch's RNG is process-global
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("pwned");
     // `os.system("touch <marker>")` as REDUCE, in a state dict value.
@@ -504,6 +513,7 @@ fn weights_forbidden_global_is_refused_without_running_anything() {
 
 #[test]
 fn weights_missing_unexpected_shape_dtype_and_nan_keys() {
+    let _g = serial(); // libtorch's RNG is process-global
     let dir = tempfile::tempdir().unwrap();
     tiny_model_dir(dir.path());
     let file = dir.path().join("model.safetensors").display().to_string();
@@ -558,6 +568,7 @@ fn weights_missing_unexpected_shape_dtype_and_nan_keys() {
 
 #[test]
 fn weights_storage_claiming_2_pow_40_elements_is_refused_before_allocating() {
+    let _g = serial(); // libtorch's RNG is process-global
     let huge = 1i64 << 40;
     let pkl = Pickle::state_dict(&[("w", Pickle::default().tensor("0", huge, &[huge]))]);
     let zip = torch_zip(&pkl.0, &[("0", &[0u8; 64])]);
@@ -602,6 +613,7 @@ fn weights_storage_claiming_2_pow_40_elements_is_refused_before_allocating() {
 
 #[test]
 fn device_absent_accelerators_are_errors_naming_the_device() {
+    let _g = serial(); // libtorch's RNG is process-global
     let n = tch::Cuda::device_count();
     if n == 0 {
         assert_has(&err_of(parse_device("cuda")), &["device `cuda`", "CUDA is not available (no GPU seen by libtorch)"]);
@@ -617,6 +629,7 @@ fn device_absent_accelerators_are_errors_naming_the_device() {
 
 #[test]
 fn device_mix_up_is_reported_with_the_tensor_and_the_call() {
+    let _g = serial(); // libtorch's RNG is process-global
     let ids = Tensor::from_slice(&[101i64, 7, 102]).view([1, 3]);
     let mask = ids.ones_like();
     check_same_device("forward", Device::Cpu, &[("input_ids", &ids), ("attention_mask", &mask)]).unwrap();
@@ -683,6 +696,7 @@ fn numerics_diverging_loss_stops_with_a_clear_error_and_keeps_the_last_good_chec
 
 #[test]
 fn checkpoint_write_failing_midway_leaves_the_previous_file_intact() {
+    let _g = serial(); // libtorch's RNG is process-global
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("model.safetensors");
     write_atomic(&target, b"previous, complete").unwrap();
@@ -726,6 +740,7 @@ fn checkpoint_save_failing_during_fit_keeps_last_and_resume_recovers() {
 #[test]
 #[ignore = "run by checkpoint_killed_mid_save_leaves_a_complete_checkpoint in a child process"]
 fn child_saves_forever() {
+    let _g = serial(); // libtorch's RNG is process-global
     let Some(dir) = std::env::var_os("RELIABILITY_SAVE_DIR") else { return };
     let cfg: BertConfig = serde_json::from_str(&TINY.replace("\"vocab_size\": 100", "\"vocab_size\": 20000")).unwrap();
     let model = random_classifier(&ModelConfig::Bert(cfg), LabelMap::numbered(2), Device::Cpu, 0);
@@ -742,6 +757,7 @@ fn child_saves_forever() {
 
 #[test]
 fn checkpoint_killed_mid_save_leaves_a_complete_checkpoint() {
+    let _g = serial(); // libtorch's RNG is process-global
     let dir = tempfile::tempdir().unwrap();
     let exe = std::env::current_exe().unwrap();
     let mut seen = std::collections::BTreeSet::new();
