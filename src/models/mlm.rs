@@ -67,7 +67,7 @@ impl ElectraForMaskedLM {
     pub fn random(cfg: &ElectraConfig, device: Device, seed: i64) -> Self {
         tch::manual_seed(seed);
         let mut model = Self::new(cfg);
-        init_sorted(&model.vs, cfg.pad_token_id);
+        super::classifier::init_like_transformers(&model.vs, cfg.pad_token_id);
         model.vs.set_device(device);
         model
     }
@@ -227,27 +227,4 @@ impl ElectraForMaskedLM {
     pub fn num_parameters(&self) -> i64 {
         self.vs.trainable_variables().iter().map(Tensor::numel).sum::<usize>() as i64
     }
-}
-
-/// `transformers`' initialisation (as `classifier::init_like_transformers`),
-/// drawing for the variables in name order: a var store's variables come
-/// back as a `HashMap`, whose order changes from one map to the next, and
-/// the same seed must give the same weights.
-fn init_sorted(vs: &nn::VarStore, pad_token_id: Option<i64>) {
-    let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
-    vars.sort_by(|a, b| a.0.cmp(&b.0));
-    tch::no_grad(|| {
-        for (name, mut v) in vars {
-            if name.ends_with("LayerNorm.weight") {
-                let _ = v.fill_(1.0);
-            } else if name.ends_with(".bias") {
-                let _ = v.zero_();
-            } else {
-                let _ = v.normal_(0.0, 0.02);
-                if let Some(pad) = pad_token_id.filter(|_| name.ends_with("word_embeddings.weight")) {
-                    let _ = v.get(pad).zero_();
-                }
-            }
-        }
-    });
 }

@@ -304,10 +304,7 @@ pub fn fit(model: &mut dyn TextClassifier, train: &Encoded, valid: &Encoded, cfg
 pub fn resume(model: &mut dyn TextClassifier, train: &Encoded, valid: &Encoded, cfg: &TrainConfig) -> Result<FitResult> {
     let dir =
         cfg.checkpoint_dir.as_ref().ok_or_else(|| Error::invalid("checkpoint_dir", "resume needs the directory of the run to continue"))?;
-    // A crash between the two renames of `save_dir` leaves only `last.old`.
-    let last = dir.join("last");
-    let from = if !last.exists() && dir.join("last.old").exists() { dir.join("last.old") } else { last };
-    run(model, train, valid, cfg, Some(from))
+    run(model, train, valid, cfg, Some(saved_dir(dir, "last")))
 }
 
 /// Refuses to start a new run over the checkpoints of an earlier one.
@@ -419,9 +416,16 @@ struct TrainerState {
     config: TrainConfig,
 }
 
+/// Where [`save_dir`]'s `dir/<name>` is: itself, or `<name>.old` when a
+/// crash fell between its two renames.
+pub(crate) fn saved_dir(dir: &Path, name: &str) -> PathBuf {
+    let (fin, old) = (dir.join(name), dir.join(format!("{name}.old")));
+    if !fin.exists() && old.exists() { old } else { fin }
+}
+
 /// Writes `dir/<name>` as a whole: into `<name>.partial`, then swapped in by
 /// renames, so a crash mid-save leaves the previous checkpoint intact.
-fn save_dir(dir: &Path, name: &str, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+pub(crate) fn save_dir(dir: &Path, name: &str, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let fin = dir.join(name);
     let tmp = dir.join(format!("{name}.partial"));

@@ -27,7 +27,7 @@
 //! # Ok::<(), encoder_bench::Error>(())
 //! ```
 use super::config::{OptimizerKind, Schedule, TrainConfig};
-use super::fit::StopReason;
+use super::fit::{StopReason, save_dir, saved_dir};
 use super::flops::{TRAIN_FACTOR, encoder_forward_flops, mlm_head_forward_flops};
 use super::optim::Optimizer;
 use super::progress::{Progress, ProgressMode};
@@ -612,7 +612,7 @@ pub fn resume_pretraining(model: &mut ElectraForMaskedLM, corpus: &Corpus, cfg: 
         .checkpoint_dir
         .as_ref()
         .ok_or_else(|| Error::invalid("checkpoint_dir", "resuming needs the checkpoint directory of the run to continue"))?;
-    run(model, corpus, cfg, Some(dir.join("last")))
+    run(model, corpus, cfg, Some(saved_dir(dir, "last")))
 }
 
 fn run(model: &mut ElectraForMaskedLM, corpus: &Corpus, cfg: &PretrainConfig, resume_from: Option<PathBuf>) -> Result<PretrainResult> {
@@ -799,21 +799,12 @@ fn save_checkpoint(model: &ElectraForMaskedLM, opt: &Optimizer, st: &mut Pretrai
     st.window_correct = w.correct.int64_value(&[]);
     st.window_masked = w.masked;
     let json = serde_json::to_string_pretty(&*st).map_err(|e| Error::invalid("trainer state", e.to_string()))?;
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let (fin, tmp, old) = (dir.join("last"), dir.join("last.partial"), dir.join("last.old"));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    model.save(&tmp, None)?;
-    let opt_path = tmp.join("optimizer.safetensors");
-    Tensor::write_safetensors(&opt.state(), &opt_path).map_err(|e| Error::torch(format!("writing {}", opt_path.display()), e))?;
-    crate::error::write_atomic(tmp.join("trainer_state.json"), json.as_bytes())?;
-    let _ = std::fs::remove_dir_all(&old);
-    if fin.exists() {
-        std::fs::rename(&fin, &old).map_err(|e| Error::io(&fin, e))?;
-    }
-    std::fs::rename(&tmp, &fin).map_err(|e| Error::io(&fin, e))?;
-    let _ = std::fs::remove_dir_all(&old);
-    Ok(())
+    save_dir(dir, "last", |tmp| {
+        model.save(tmp, None)?;
+        let opt_path = tmp.join("optimizer.safetensors");
+        Tensor::write_safetensors(&opt.state(), &opt_path).map_err(|e| Error::torch(format!("writing {}", opt_path.display()), e))?;
+        crate::error::write_atomic(tmp.join("trainer_state.json"), json.as_bytes())
+    })
 }
 
 fn restore(model: &ElectraForMaskedLM, opt: &mut Optimizer, from: &Path, cfg: &PretrainConfig) -> Result<PretrainState> {
@@ -863,7 +854,7 @@ pub fn pretrain_to_dir(
     resume: bool,
 ) -> Result<(ElectraForMaskedLM, PretrainResult)> {
     let mut model = ElectraForMaskedLM::random(model_config, device, cfg.seed as i64);
-    let resumable = cfg.checkpoint_dir.as_ref().is_some_and(|d| d.join("last/trainer_state.json").exists());
+    let resumable = cfg.checkpoint_dir.as_ref().is_some_and(|d| saved_dir(d, "last").join("trainer_state.json").exists());
     let result = if resume && resumable { resume_pretraining(&mut model, corpus, cfg)? } else { pretrain(&mut model, corpus, cfg)? };
     let out = out_dir.as_ref();
     model.save(out, Some(tokenizer))?;
