@@ -23,7 +23,7 @@ if .venv/bin/python -c "import torch, sys; sys.exit(0 if torch.__version__.split
   say "torch $TORCH_VERSION present"
 else
   say "installing torch==$TORCH_VERSION (about 1 minute, 4.7 GB)"
-  .venv/bin/pip install --quiet --disable-pip-version-check "torch==$TORCH_VERSION"
+  .venv/bin/pip install --quiet --no-cache-dir --disable-pip-version-check "torch==$TORCH_VERSION"
 fi
 
 if .venv/bin/python -c "import transformers, safetensors, numpy, sklearn" 2>/dev/null; then

@@ -141,14 +141,7 @@ fn forward_flops_per_example(config: &ModelConfig, enc: &Encoded, batch: usize, 
 }
 
 fn mean_len(enc: &Encoded, batch: usize, padding: Padding) -> f64 {
-    let widths: Vec<usize> = enc
-        .ids
-        .chunks(batch)
-        .map(|c| match padding {
-            Padding::MaxLen => enc.max_len,
-            Padding::Dynamic => c.iter().map(Vec::len).max().unwrap_or(0),
-        })
-        .collect();
+    let widths = enc.batch_widths(batch, padding, None);
     widths.iter().sum::<usize>() as f64 / widths.len().max(1) as f64
 }
 

@@ -100,7 +100,7 @@ struct TrainArgs {
     max_grad_norm: f64,
     #[arg(long, default_value_t = 0.001)]
     label_smoothing: f64,
-    /// `max` (pad to --max-len, as the seed) or `dynamic`.
+    /// `max` (pad to --max-len, as the seed), `dynamic` (to each batch's longest text) or `bucketed` (dynamic, similar lengths batched together).
     #[arg(long, default_value = "dynamic", value_parser = parse_padding)]
     padding: Padding,
     /// fp32, or bf16 matrix products over fp32 weights.
@@ -321,7 +321,10 @@ fn parse_padding(s: &str) -> std::result::Result<Padding, String> {
     match s {
         "max" | "max_len" | "max-len" => Ok(Padding::MaxLen),
         "dynamic" => Ok(Padding::Dynamic),
-        _ => Err(format!("`{s}`: expected `max` (pad to --max-len, as the seed) or `dynamic`")),
+        "bucketed" | "bucket" => Ok(Padding::Bucketed),
+        _ => Err(format!(
+            "`{s}`: expected `max` (pad to --max-len, as the seed), `dynamic` (to the longest text of each batch) or `bucketed` (dynamic, with texts of similar length batched together)"
+        )),
     }
 }
 
@@ -349,7 +352,7 @@ struct BenchArgs {
     /// Precisions to measure, comma-separated: fp32, bf16.
     #[arg(long, default_value = "fp32", value_delimiter = ',')]
     precision: Vec<encoder_bench::models::Precision>,
-    /// `max` (pad every batch to --max-len, as the seed) or `dynamic`.
+    /// `max` (pad every batch to --max-len, as the seed), `dynamic` or `bucketed` (similar lengths batched together).
     #[arg(long, default_value = "dynamic", value_parser = parse_padding)]
     padding: Padding,
     /// Also time an N×N×N fp32 matrix product (0: skip).

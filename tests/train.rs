@@ -161,3 +161,24 @@ fn stop_file_ends_training_cleanly_with_history() {
     assert_eq!(out.history.epochs[0].steps, 1);
     assert!(!out.history.epochs[0].complete && out.history.epochs[0].accuracy.is_some());
 }
+
+#[test]
+fn bucketed_validation_keeps_dataset_order_and_matches_dynamic_padding() {
+    let _guard = serial();
+    // At 512 tokens WOS abstracts differ in length (at 32 all are truncated alike).
+    let split = wos_split();
+    let tok = TextTokenizer::from_dir(root().join("models/minilm")).unwrap();
+    let test = tok.encode_dataset(&split.test.subset(&(0..14).collect::<Vec<_>>()), 512).unwrap();
+    let m = model(3);
+    let cfg = |padding| TrainConfig { padding, eval_batch_size: Some(4), ..small_cfg(None) };
+    let dynamic = validate(m.as_ref(), &test, &cfg(encoder_bench::data::Padding::Dynamic)).unwrap();
+    let bucketed = validate(m.as_ref(), &test, &cfg(encoder_bench::data::Padding::Bucketed)).unwrap();
+    // Sorting by length must actually reorder this set, or the test proves nothing.
+    let order = test.batch_order(4, encoder_bench::data::Padding::Bucketed, None);
+    assert_ne!(order, (0..test.len()).collect::<Vec<_>>());
+    assert_eq!(bucketed.preds, dynamic.preds);
+    assert_eq!(bucketed.targets, dynamic.targets);
+    let diff = (&bucketed.probs - &dynamic.probs).abs().max().double_value(&[]);
+    assert!(diff < 1e-5, "probabilities differ by {diff}");
+    assert!((bucketed.loss - dynamic.loss).abs() < 1e-5);
+}

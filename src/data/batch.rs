@@ -35,6 +35,29 @@ pub enum Padding {
     /// Each batch is as wide as its longest text.
     #[default]
     Dynamic,
+    /// As [`Padding::Dynamic`], and texts of similar length are batched
+    /// together (Hugging Face's `group_by_length`): the (shuffled) order is
+    /// cut into windows of [`BUCKET_WINDOW`] batches and each window is
+    /// sorted by length, longest first. Without a shuffle (evaluation) the
+    /// whole set is one window. Worth most when `max_len` is long (512) and
+    /// text lengths vary: little padding is left to compute on.
+    Bucketed,
+}
+
+/// Batches per length-sorting window of [`Padding::Bucketed`] (HF's
+/// `mega_batch_mult`): wide enough for batches of even width, narrow enough
+/// that training order stays random at the scale of an epoch.
+pub const BUCKET_WINDOW: usize = 50;
+
+impl Padding {
+    /// `"max_len"`, `"dynamic"` or `"bucketed"` (the serde names).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Padding::MaxLen => "max_len",
+            Padding::Dynamic => "dynamic",
+            Padding::Bucketed => "bucketed",
+        }
+    }
 }
 
 /// One batch: `[batch, seq]` i64 tensors plus `[batch]` targets.
@@ -48,6 +71,9 @@ pub struct Batch {
     pub token_type_ids: Tensor,
     /// Label ids.
     pub targets: Tensor,
+    /// Position in the [`Encoded`] set of each row (batches of
+    /// [`Padding::Bucketed`] or shuffled order are not in dataset order).
+    pub indices: Vec<usize>,
 }
 
 impl Batch {
@@ -132,10 +158,7 @@ impl Encoded {
 
     /// The examples at `indices` as one batch on `device`.
     pub fn batch(&self, indices: &[usize], padding: Padding, device: Device) -> Batch {
-        let width = match padding {
-            Padding::MaxLen => self.max_len,
-            Padding::Dynamic => indices.iter().map(|&i| self.ids[i].len()).max().unwrap_or(0),
-        };
+        let width = self.width(indices, padding);
         let n = indices.len();
         let mut ids = vec![self.pad_id; n * width];
         let mut mask = vec![0i64; n * width];
@@ -150,7 +173,44 @@ impl Encoded {
         let targets: Vec<i64> = indices.iter().map(|&i| self.targets[i]).collect();
         let shape = [n as i64, width as i64];
         let put = |v: &[i64]| Tensor::from_slice(v).view(shape).to_device(device);
-        Batch { ids: put(&ids), mask: put(&mask), token_type_ids: put(&types), targets: Tensor::from_slice(&targets).to_device(device) }
+        Batch {
+            ids: put(&ids),
+            mask: put(&mask),
+            token_type_ids: put(&types),
+            targets: Tensor::from_slice(&targets).to_device(device),
+            indices: indices.to_vec(),
+        }
+    }
+
+    /// The padded width of a batch of the examples at `indices`.
+    pub fn width(&self, indices: &[usize], padding: Padding) -> usize {
+        match padding {
+            Padding::MaxLen => self.max_len,
+            Padding::Dynamic | Padding::Bucketed => indices.iter().map(|&i| self.ids[i].len()).max().unwrap_or(0),
+        }
+    }
+
+    /// The example order [`Encoded::batches`] walks: identity, a seeded
+    /// permutation, and for [`Padding::Bucketed`] sorted by length within
+    /// windows of [`BUCKET_WINDOW`] batches (stable, so equal lengths keep
+    /// their shuffled order).
+    pub fn batch_order(&self, batch_size: usize, padding: Padding, shuffle: Option<u64>) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        if let Some(seed) = shuffle {
+            order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+        }
+        if padding == Padding::Bucketed {
+            let window = if shuffle.is_some() { batch_size.max(1) * BUCKET_WINDOW } else { order.len().max(1) };
+            for w in order.chunks_mut(window) {
+                w.sort_by_key(|&i| std::cmp::Reverse(self.ids[i].len()));
+            }
+        }
+        order
+    }
+
+    /// The padded width of every batch [`Encoded::batches`] would build.
+    pub fn batch_widths(&self, batch_size: usize, padding: Padding, shuffle: Option<u64>) -> Vec<usize> {
+        self.batch_order(batch_size, padding, shuffle).chunks(batch_size.max(1)).map(|c| self.width(c, padding)).collect()
     }
 
     /// Iterates over batches of `batch_size` (the last one may be smaller).
@@ -170,10 +230,7 @@ impl Encoded {
         if batch_size == 0 {
             return Err(Error::invalid("batch_size", "expected at least 1"));
         }
-        let mut order: Vec<usize> = (0..self.len()).collect();
-        if let Some(seed) = shuffle {
-            order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
-        }
+        let order = self.batch_order(batch_size, padding, shuffle);
         Ok(Batches { enc: self, order, pos: 0, batch_size, padding, device })
     }
 }
@@ -256,5 +313,29 @@ mod tests {
         assert_eq!(b.ids.size(), vec![3, 4]);
         let lens = Vec::<i64>::try_from(b.mask.sum_dim_intlist(1, false, tch::Kind::Int64)).unwrap();
         assert_eq!(lens, vec![2, 3, 4]);
+    }
+
+    #[test]
+    fn bucketed_batches_cover_every_example_once_with_less_padding() {
+        let enc = toy(400); // lengths 2..=6
+        for shuffle in [None, Some(7)] {
+            let bs: Vec<Batch> = enc.batches(8, Padding::Bucketed, shuffle, Device::Cpu).unwrap().collect();
+            let mut all: Vec<i64> = bs.iter().flat_map(targets).collect();
+            all.sort();
+            assert_eq!(all, (0..400).collect::<Vec<_>>());
+            let padded = |p| enc.batch_widths(8, p, shuffle).iter().sum::<usize>();
+            assert!(padded(Padding::Bucketed) < padded(Padding::Dynamic), "{shuffle:?}");
+            let real: usize = enc.ids.iter().map(Vec::len).sum();
+            // Sorted windows of 50 batches leave (almost) no padding here.
+            assert!(padded(Padding::Bucketed) * 8 <= real + 8 * 8, "{shuffle:?}");
+            for b in &bs {
+                let w = b.ids.size()[1] as usize;
+                assert_eq!(w, b.indices.iter().map(|&i| enc.ids[i].len()).max().unwrap());
+                assert_eq!(targets(b), b.indices.iter().map(|&i| i as i64).collect::<Vec<_>>());
+            }
+        }
+        let order = |s| enc.batch_order(8, Padding::Bucketed, Some(s));
+        assert_eq!(order(1), order(1));
+        assert_ne!(order(1), order(2), "the shuffle still decides which texts share a window");
     }
 }

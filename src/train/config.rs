@@ -67,7 +67,8 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Shuffle the training set every epoch.
     pub shuffle: bool,
-    /// Pad to `max_len` (the seed) or to the longest text of each batch.
+    /// Pad to `max_len` (the seed), to the longest text of each batch, or
+    /// that with texts of similar length batched together ([`Padding`]).
     pub padding: Padding,
     /// Validate after every epoch (otherwise only after the last).
     pub eval_every_epoch: bool,

@@ -139,6 +139,7 @@ pub fn validate(model: &dyn TextClassifier, data: &Encoded, cfg: &TrainConfig) -
     let batches = data.batches(cfg.eval_batch_size.unwrap_or(cfg.batch_size * 2).max(1), cfg.padding, None, device)?;
     let bar = Progress::new(batches.len() as u64, "valid", cfg.progress);
     let (mut logits_all, mut loss_sum) = (Vec::new(), Tensor::zeros([], (Kind::Float, device)));
+    let mut order = Vec::with_capacity(data.len());
     tch::no_grad(|| {
         crate::models::precision::with_cast_cache(|| {
             for b in batches {
@@ -146,12 +147,20 @@ pub fn validate(model: &dyn TextClassifier, data: &Encoded, cfg: &TrainConfig) -
                     with_precision(cfg.precision, || model.forward_t(&b.ids, &b.mask, Some(&b.token_type_ids), false)).to_kind(Kind::Float);
                 loss_sum += loss_fn(&logits, &b.targets, cfg.label_smoothing) * b.size() as f64;
                 logits_all.push(logits);
+                order.extend_from_slice(&b.indices);
                 bar.inc(1);
             }
         })
     });
     bar.finish();
+    // Rows back into dataset order (bucketed batches are sorted by length).
+    let mut position = vec![0i64; order.len()];
+    for (row, &i) in order.iter().enumerate() {
+        position[i] = row as i64;
+    }
     let probs = Tensor::cat(&logits_all, 0).softmax(-1, Kind::Float).to_device(tch::Device::Cpu);
+    let probs =
+        if order.iter().enumerate().all(|(row, &i)| row == i) { probs } else { probs.index_select(0, &Tensor::from_slice(&position)) };
     let n_classes = probs.size()[1] as usize;
     let flat = Vec::<f32>::try_from(probs.reshape(-1)).map_err(|e| Error::torch("reading probabilities", e))?;
     let preds = argmax_rows(&flat, n_classes);

@@ -59,8 +59,9 @@ pub fn mlm_head_forward_flops(cfg: &ElectraConfig, predicted: usize) -> f64 {
 /// Estimated training FLOPs of fine-tuning a classifier with `classes`
 /// outputs on `data` for `epochs` epochs with `batch_size` (forward and
 /// backward, [`TRAIN_FACTOR`]). Exact for [`Padding::MaxLen`]; for
-/// [`Padding::Dynamic`] batch widths are taken from the unshuffled order, a
-/// close approximation of the shuffled batches `fit` runs.
+/// [`Padding::Dynamic`] and [`Padding::Bucketed`] batch widths are taken from
+/// the unshuffled order, a close approximation of the shuffled batches `fit`
+/// runs.
 ///
 /// ```
 /// use encoder_bench::data::{Encoded, Padding};
@@ -75,11 +76,9 @@ pub fn mlm_head_forward_flops(cfg: &ElectraConfig, predicted: usize) -> f64 {
 pub fn fine_tuning_flops(cfg: &ModelConfig, data: &Encoded, batch_size: usize, padding: Padding, epochs: usize, classes: usize) -> f64 {
     let batch_size = batch_size.max(1);
     let mut per_epoch = 0.0;
-    for rows in data.ids.chunks(batch_size) {
-        let width = match padding {
-            Padding::MaxLen => data.max_len,
-            Padding::Dynamic => rows.iter().map(Vec::len).max().unwrap_or(0),
-        };
+    let order = data.batch_order(batch_size, padding, None);
+    for rows in order.chunks(batch_size) {
+        let width = data.width(rows, padding);
         per_epoch += encoder_forward_flops(cfg, rows.len(), width) + rows.len() as f64 * 2.0 * (cfg.hidden_size() as f64) * classes as f64;
     }
     TRAIN_FACTOR * per_epoch * epochs as f64
