@@ -10,7 +10,9 @@ Variants:
          label smoothing 0.001 on raw logits; eval under no_grad, outputs
          moved to the CPU batch by batch.
   tuned  texts tokenised once per phase in one batched call, dynamic padding
-         per batch, eval under inference_mode, one transfer at the end.
+         per batch (with --padding bucketed: texts sorted by length first, as
+         the Rust side's bucketed padding), eval under inference_mode, one
+         transfer at the end.
   bf16   tuned, with forward and loss under torch.autocast(<device>, bfloat16).
 
     .venv/bin/python bench/reference.py --model models/minilm --variants seed,tuned
@@ -120,6 +122,12 @@ def seed_batches(texts, labels, tok, a):
 
 def tuned_batches(texts, labels, tok, a):
     enc = tok(texts, truncation=True, max_length=a.max_len, return_token_type_ids=True)
+    if a.padding == "bucketed":
+        # As the Rust side's Padding::Bucketed without a shuffle: the phase's
+        # texts sorted by length, longest first (stable), then batched.
+        order = sorted(range(len(texts)), key=lambda i: -len(enc["input_ids"][i]))
+        enc = {k: [enc[k][i] for i in order] for k in ("input_ids", "attention_mask", "token_type_ids")}
+        labels = [labels[i] for i in order]
     for i in range(0, len(texts), a.batch_size):
         part = {k: enc[k][i:i + a.batch_size] for k in ("input_ids", "attention_mask", "token_type_ids")}
         p = tok.pad(part, padding="longest", return_tensors="pt")
@@ -179,6 +187,7 @@ def run_variant(variant, model, tok, texts, labels, a, device):
         "device": str(device),
         "batch_size": a.batch_size,
         "max_len": a.max_len,
+        "padding": "max_len" if variant == "seed" else a.padding,
         "train_samples_per_s": a.train_steps * a.batch_size / train_s,
         "eval_samples_per_s": a.eval_batches * a.batch_size / eval_s,
         "final_loss_sum": loss,
@@ -204,6 +213,8 @@ def main():
     ap.add_argument("--train-steps", type=int, default=10)
     ap.add_argument("--eval-batches", type=int, default=10)
     ap.add_argument("--variants", default="seed,tuned")
+    ap.add_argument("--padding", choices=("dynamic", "bucketed"), default="dynamic",
+                    help="batching of the tuned and bf16 variants (the seed variant always pads to --max-len)")
     ap.add_argument("--matmul", type=int, default=0, help="also time an NxNxN fp32 matmul")
     a = ap.parse_args()
     device = torch.device(a.device)

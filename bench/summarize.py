@@ -47,6 +47,8 @@ def summarize(rust, python, machine):
                     "model": model, "max_len": max_len, "precision": precision, "figure": figure,
                     "rust": rust_v, "python_seed": seed_v, "python_tuned": tuned_v, "python_bf16": bf16_v,
                     "ratio_seed": ratio(rust_v, seed_v), "ratio_tuned": ratio(rust_v, tuned_v), "ratio_bf16": ratio(rust_v, bf16_v),
+                    "rust_padding": rs[0]["config"]["padding"] if rs else None,
+                    "python_tuned_padding": py["tuned"][0].get("padding") if py["tuned"] else None,
                     "runs": {"rust": len(rs), "python_seed": len(py["seed"]), "python_tuned": len(py["tuned"]),
                              "python_bf16": len(py["bf16"]) if precision == "bf16" else 0},
                     "rust_peak_rss_mib": max((r["peak_rss_mib"] or 0 for r in rs), default=None),

@@ -1,9 +1,11 @@
 //! Fine-tunes the shipped MiniLM on the WOS sample split (first 168 / last 42)
 //! with the settings Python transformers was measured with, for several seeds,
-//! and prints test accuracy per epoch: `cargo run --example wos_minilm -- 0 1 2`.
+//! and prints test accuracy per epoch: `cargo run --example wos_minilm -- 0 1 2`
+//! (`PRECISION=bf16` for bf16 matrix products).
 use encoder_bench::prelude::*;
 
 fn main() -> Result<()> {
+    let precision: Precision = std::env::var("PRECISION").unwrap_or_else(|_| "fp32".into()).parse()?;
     let seeds: Vec<u64> = std::env::args().skip(1).filter_map(|s| s.parse().ok()).collect();
     let ds = Dataset::read_wos("../shared/data/wos-sample", WosLevel::L1)?;
     let split = Split::first_n(&ds, 168)?;
@@ -17,12 +19,13 @@ fn main() -> Result<()> {
             epochs: 5,
             max_grad_norm: Some(1.0),
             seed,
+            precision,
             progress: ProgressMode::Quiet,
             ..TrainConfig::transformers_recipe()
         };
         let out = fit(m.as_mut(), &train, &test, &cfg)?;
         let accs: Vec<String> = out.history.epochs.iter().map(|e| format!("{:.0}", e.accuracy.unwrap_or(0.0) * 100.0)).collect();
-        println!("seed {seed}: test accuracy per epoch {} %", accs.join(" / "));
+        println!("{precision} seed {seed}: test accuracy per epoch {} %", accs.join(" / "));
     }
     Ok(())
 }

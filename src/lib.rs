@@ -42,10 +42,18 @@ pub mod prelude {
     pub use crate::data::{Dataset, Encoded, LabelMap, Padding, Split, WosLevel};
     pub use crate::device::select_device;
     pub use crate::error::{Error, Result};
-    pub use crate::models::{ElectraForMaskedLM, LoadReport, ModelSource, TextClassifier, load_classifier, save_classifier};
+    pub use crate::models::{ElectraForMaskedLM, LoadReport, ModelSource, Precision, TextClassifier, load_classifier, save_classifier};
     pub use crate::report::RunRecord;
     pub use crate::tokenizer::TextTokenizer;
     pub use crate::train::pretrain::{Corpus, PretrainConfig, PretrainResult};
     pub use crate::train::{FitResult, History, Metrics, OptimizerKind, ProgressMode, Schedule, TrainConfig, fit, validate};
     pub use tch::Device;
+}
+
+/// Unit tests that seed libtorch's process-global RNG and then draw from it
+/// hold this lock, so that a test running beside them cannot move the stream.
+#[cfg(test)]
+pub(crate) fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -5,11 +5,13 @@
 //! `encoder.layer.3.attention.self.query.bias`, ...) so real checkpoints load
 //! without renaming. ELECTRA reuses [`Encoder`] unchanged.
 use super::config::{BertConfig, EncoderDims};
+use super::dropout::{attention, dropout};
 use super::precision::{layer_norm, linear};
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
-/// Multi-head self-attention through libtorch's fused SDPA kernel.
+/// Multi-head self-attention (libtorch's fused SDPA kernel outside training,
+/// see [`attention`]).
 #[derive(Debug)]
 struct SelfAttention {
     query: nn::Linear,
@@ -37,8 +39,7 @@ impl SelfAttention {
         let (b, l, h) = xs.size3().expect("hidden states are [batch, seq, hidden]");
         let split = |t: Tensor| t.view([b, l, self.heads, h / self.heads]).transpose(1, 2);
         let (q, k, v) = (split(linear(&self.query, xs)), split(linear(&self.key, xs)), split(linear(&self.value, xs)));
-        let p = if train { self.dropout } else { 0.0 };
-        let ctx = Tensor::scaled_dot_product_attention(&q, &k, &v, Some(mask), p, false, None, false);
+        let ctx = attention(&q, &k, &v, mask, self.dropout, train);
         ctx.transpose(1, 2).reshape([b, l, h])
     }
 }
@@ -62,7 +63,7 @@ impl ResidualOutput {
     }
 
     fn forward(&self, xs: &Tensor, residual: &Tensor, train: bool) -> Tensor {
-        let ys = linear(&self.dense, xs).dropout(self.dropout, train);
+        let ys = dropout(&linear(&self.dense, xs), self.dropout, train);
         layer_norm(&self.layer_norm, &(ys + residual))
     }
 }
@@ -150,7 +151,7 @@ impl Embeddings {
             None => self.token_type_embeddings.forward(&input_ids.zeros_like()),
         };
         let xs = self.word_embeddings.forward(input_ids) + types + self.position_embeddings.forward(&positions);
-        layer_norm(&self.layer_norm, &xs).dropout(self.dropout, train)
+        dropout(&layer_norm(&self.layer_norm, &xs), self.dropout, train)
     }
 }
 

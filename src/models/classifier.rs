@@ -166,7 +166,7 @@ impl ClsHead {
     }
 
     fn forward(&self, hidden: &Tensor, train: bool) -> Tensor {
-        super::precision::linear(&self.classifier, &hidden.select(1, 0).dropout(self.dropout, train))
+        super::precision::linear(&self.classifier, &super::dropout::dropout(&hidden.select(1, 0), self.dropout, train))
     }
 }
 

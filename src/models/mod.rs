@@ -4,6 +4,7 @@ pub mod bert;
 pub mod checkpoint;
 pub mod classifier;
 pub mod config;
+pub mod dropout;
 pub mod electra;
 pub mod mlm;
 pub mod pickle;

@@ -162,6 +162,7 @@ mod tests {
 
     #[test]
     fn bf16_linear_is_close_to_fp32_and_trains_fp32_weights() {
+        let _rng = crate::rng_lock();
         tch::manual_seed(0);
         let vs = nn::VarStore::new(Device::Cpu);
         let lin = nn::linear(vs.root(), 64, 32, Default::default());
@@ -178,6 +179,7 @@ mod tests {
 
     #[test]
     fn cached_casts_give_the_same_outputs_and_are_dropped() {
+        let _rng = crate::rng_lock();
         tch::manual_seed(1);
         let vs = nn::VarStore::new(Device::Cpu);
         let lin = nn::linear(vs.root(), 16, 8, Default::default());

@@ -339,6 +339,7 @@ mod tests {
     /// for Adam with L2 decay and for AdamW.
     #[test]
     fn fused_step_matches_tensor_ops() {
+        let _rng = crate::rng_lock();
         for decoupled in [false, true] {
             tch::manual_seed(1);
             let n = 70_000; // above the parallel threshold
@@ -371,6 +372,7 @@ mod tests {
     /// per-tensor path, and the model's own handles see the packed data.
     #[test]
     fn packed_groups_match_per_tensor_updates() {
+        let _rng = crate::rng_lock();
         let run = |packed: bool| {
             tch::manual_seed(3);
             let vs = nn::VarStore::new(tch::Device::Cpu);
