@@ -34,8 +34,9 @@ impl SelfAttention {
         }
     }
 
-    /// `mask`: bool `[batch, 1, 1, seq]`, true where a token may be attended to.
-    fn forward(&self, xs: &Tensor, mask: &Tensor, train: bool) -> Tensor {
+    /// `mask`: bool `[batch, 1, 1, seq]`, true where a token may be attended to
+    /// (`None`: every token may).
+    fn forward(&self, xs: &Tensor, mask: Option<&Tensor>, train: bool) -> Tensor {
         let (b, l, h) = xs.size3().expect("hidden states are [batch, seq, hidden]");
         let split = |t: Tensor| t.view([b, l, self.heads, h / self.heads]).transpose(1, 2);
         let (q, k, v) = (split(linear(&self.query, xs)), split(linear(&self.key, xs)), split(linear(&self.value, xs)));
@@ -89,7 +90,7 @@ impl Layer {
         }
     }
 
-    fn forward(&self, xs: &Tensor, mask: &Tensor, train: bool) -> Tensor {
+    fn forward(&self, xs: &Tensor, mask: Option<&Tensor>, train: bool) -> Tensor {
         let attn = self.attention_output.forward(&self.attention.forward(xs, mask, train), xs, train);
         let inter = self.act.apply(&linear(&self.intermediate, &attn));
         self.output.forward(&inter, &attn, train)
@@ -112,7 +113,12 @@ impl Encoder {
     pub fn forward(&self, xs: &Tensor, attention_mask: &Tensor, train: bool) -> Tensor {
         let (b, l) = attention_mask.size2().expect("attention mask is [batch, seq]");
         let mask = attention_mask.to_kind(Kind::Bool).view([b, 1, 1, l]);
-        self.layers.iter().fold(xs.shallow_clone(), |h, layer| layer.forward(&h, &mask, train))
+        // A batch without padding needs no mask, and SDPA's kernels are
+        // faster without one (as transformers drops an all-ones mask). Only
+        // checked on the CPU: on an accelerator the check would be a sync.
+        let unpadded = attention_mask.device() == tch::Device::Cpu && bool::try_from(mask.all()).unwrap_or(false);
+        let mask = (!unpadded).then_some(mask);
+        self.layers.iter().fold(xs.shallow_clone(), |h, layer| layer.forward(&h, mask.as_ref(), train))
     }
 }
 

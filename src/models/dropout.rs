@@ -123,19 +123,23 @@ pub fn dropout(xs: &Tensor, p: f64, train: bool) -> Tensor {
 
 /// Multi-head attention `softmax(q·kᵀ/√d + mask)·v` over `[batch, heads,
 /// seq, head_dim]` tensors; `mask` is bool `[batch, 1, 1, seq]`, true where a
-/// key may be attended to. Without dropout this is libtorch's fused SDPA
+/// key may be attended to (`None`: all may). Without dropout this is libtorch's fused SDPA
 /// kernel; with dropout on the CPU the probabilities are computed explicitly
 /// (softmax in fp32) and dropped with [`dropout`]'s mask, which is what SDPA
 /// itself falls back to, minus its slow mask.
-pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor, p: f64, train: bool) -> Tensor {
+pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>, p: f64, train: bool) -> Tensor {
     let p = if train { p } else { 0.0 };
     if p <= 0.0 || q.device() != Device::Cpu {
-        return Tensor::scaled_dot_product_attention(q, k, v, Some(mask), p, false, None, false);
+        return Tensor::scaled_dot_product_attention(q, k, v, mask, p, false, None, false);
     }
     let head_dim = *q.size().last().expect("attention inputs are [batch, heads, seq, head_dim]");
     // Scaling q rather than the scores: [seq, head_dim] is smaller than [seq, seq].
     let scores = (q * (1.0 / (head_dim as f64).sqrt())).matmul(&k.transpose(-2, -1)).to_kind(Kind::Float);
-    let probs = scores.masked_fill(&mask.logical_not(), f64::from(f32::MIN)).softmax(-1, Kind::Float);
+    let scores = match mask {
+        Some(m) => scores.masked_fill(&m.logical_not(), f64::from(f32::MIN)),
+        None => scores,
+    };
+    let probs = scores.softmax(-1, Kind::Float);
     dropout(&probs, p, true).to_kind(v.kind()).matmul(v)
 }
 
@@ -194,21 +198,23 @@ mod tests {
         let opts = (Kind::Float, Device::Cpu);
         let (q, k, v) = (Tensor::randn([2, 3, 5, 4], opts), Tensor::randn([2, 3, 5, 4], opts), Tensor::randn([2, 3, 5, 4], opts));
         let mask = Tensor::from_slice(&[true, true, true, false, false, true, true, true, true, true]).view([2, 1, 1, 5]);
-        let fused = attention(&q, &k, &v, &mask, 0.0, true);
+        let mask = Some(&mask);
+        let fused = attention(&q, &k, &v, mask, 0.0, true);
         // p → 0 keeps every element but takes the explicit path.
-        let explicit = attention(&q, &k, &v, &mask, 1e-12, true);
+        let explicit = attention(&q, &k, &v, mask, 1e-12, true);
         assert!((&fused - &explicit).abs().max().double_value(&[]) < 1e-5);
         // Changing a masked-out key/value changes nothing.
         let v2 = v.copy();
         let _ = v2.get(0).narrow(1, 3, 2).fill_(100.0);
-        let masked = attention(&q, &k, &v2, &mask, 1e-12, true);
+        let masked = attention(&q, &k, &v2, mask, 1e-12, true);
         assert!((&explicit - &masked).abs().max().double_value(&[]) < 1e-5);
+        // Without a mask both paths agree too.
+        let open = attention(&q, &k, &v, None, 1e-12, true);
+        assert!((&open - &attention(&q, &k, &v, None, 0.0, true)).abs().max().double_value(&[]) < 1e-5);
+        assert!((&open - &explicit).abs().max().double_value(&[]) > 1e-3, "the mask changed nothing");
         // With dropout the expectation is preserved: averaged over many masks.
-        let mean = Tensor::stack(&(0..400).map(|_| attention(&q, &k, &v, &mask, 0.3, true)).collect::<Vec<_>>(), 0).mean_dim(
-            0,
-            false,
-            Kind::Float,
-        );
+        let mean =
+            Tensor::stack(&(0..400).map(|_| attention(&q, &k, &v, mask, 0.3, true)).collect::<Vec<_>>(), 0).mean_dim(0, false, Kind::Float);
         assert!((&mean - &fused).abs().mean(Kind::Float).double_value(&[]) < 0.05);
     }
 }
