@@ -15,6 +15,7 @@ ELECTRA-small on WOS-46985, running on the `encoder-bench` crate through the evc
 Settings come from environment variables so the same notebook runs a quick CPU check or the full
 seed settings on a GPU: `WOS_DIR`, `TRAIN_SIZE`, `BERT_MODEL`, `TINYBERT_MODEL`, `ELECTRA_CONFIG` /
 `ELECTRA_STATE_DICT`, `MAX_LEN`, `BATCH_SIZE`, `EPOCHS`, `LEARNING_RATE`, `PRECISION` (fp32|bf16),
+`PADDING` (dynamic|bucketed|max_len; bucketed batches similar lengths together, worth it at MAX_LEN 512),
 `SWEEP_BATCH_SIZES` (default 8,16,32), `SWEEP_EPOCHS`, `PRETRAIN_MINUTES`.
 """)
 md("## 1. Import and device\nThe crate is a path dependency; the first run compiles it (minutes), later runs reuse the build.")
@@ -99,6 +100,7 @@ let cfg: TrainConfig = TrainConfig {
     epochs: env_or("EPOCHS", 3),
     learning_rate: env_or("LEARNING_RATE", 5e-5),
     precision: env_or("PRECISION", Precision::Fp32),
+    padding: env_or("PADDING", Padding::Dynamic),
     max_grad_norm: Some(1.0),
     stop_file: Some("STOP".into()),
     progress: ProgressMode::Notebook,

@@ -318,14 +318,7 @@ impl ModelArgs {
 }
 
 fn parse_padding(s: &str) -> std::result::Result<Padding, String> {
-    match s {
-        "max" | "max_len" | "max-len" => Ok(Padding::MaxLen),
-        "dynamic" => Ok(Padding::Dynamic),
-        "bucketed" | "bucket" => Ok(Padding::Bucketed),
-        _ => Err(format!(
-            "`{s}`: expected `max` (pad to --max-len, as the seed), `dynamic` (to the longest text of each batch) or `bucketed` (dynamic, with texts of similar length batched together)"
-        )),
-    }
+    s.parse().map_err(|e: encoder_bench::Error| e.to_string())
 }
 
 #[derive(Args)]

@@ -44,6 +44,30 @@ pub enum Padding {
     Bucketed,
 }
 
+impl std::str::FromStr for Padding {
+    type Err = Error;
+    /// `max` / `max_len`, `dynamic`, or `bucketed`.
+    ///
+    /// ```
+    /// use encoder_bench::data::Padding;
+    /// assert_eq!("bucketed".parse::<Padding>().unwrap(), Padding::Bucketed);
+    /// assert!("longest".parse::<Padding>().is_err());
+    /// ```
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "max" | "max_len" | "max-len" => Ok(Padding::MaxLen),
+            "dynamic" => Ok(Padding::Dynamic),
+            "bucketed" | "bucket" => Ok(Padding::Bucketed),
+            other => Err(Error::invalid(
+                "padding",
+                format!(
+                    "`{other}`: expected `max` (pad to max_len, as the seed), `dynamic` (to the longest text of each batch) or `bucketed` (dynamic, with texts of similar length batched together)"
+                ),
+            )),
+        }
+    }
+}
+
 /// Batches per length-sorting window of [`Padding::Bucketed`] (HF's
 /// `mega_batch_mult`): wide enough for batches of even width, narrow enough
 /// that training order stays random at the scale of an epoch.
