@@ -153,14 +153,17 @@ pub fn validate(model: &dyn TextClassifier, data: &Encoded, cfg: &TrainConfig) -
         })
     });
     bar.finish();
-    // Rows back into dataset order (bucketed batches are sorted by length).
-    let mut position = vec![0i64; order.len()];
-    for (row, &i) in order.iter().enumerate() {
-        position[i] = row as i64;
-    }
     let probs = Tensor::cat(&logits_all, 0).softmax(-1, Kind::Float).to_device(tch::Device::Cpu);
-    let probs =
-        if order.iter().enumerate().all(|(row, &i)| row == i) { probs } else { probs.index_select(0, &Tensor::from_slice(&position)) };
+    // Rows back into dataset order (bucketed batches are sorted by length).
+    let probs = if order.iter().enumerate().all(|(row, &i)| row == i) {
+        probs
+    } else {
+        let mut position = vec![0i64; order.len()];
+        for (row, &i) in order.iter().enumerate() {
+            position[i] = row as i64;
+        }
+        probs.index_select(0, &Tensor::from_slice(&position))
+    };
     let n_classes = probs.size()[1] as usize;
     let flat = Vec::<f32>::try_from(probs.reshape(-1)).map_err(|e| Error::torch("reading probabilities", e))?;
     let preds = argmax_rows(&flat, n_classes);
