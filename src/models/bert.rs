@@ -6,7 +6,7 @@
 //! without renaming. ELECTRA reuses [`Encoder`] unchanged.
 use super::config::{BertConfig, EncoderDims};
 use super::dropout::{attention, dropout};
-use super::precision::{layer_norm, linear};
+use super::precision::{fused_linear, layer_norm, linear};
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
@@ -38,8 +38,11 @@ impl SelfAttention {
     /// (`None`: every token may).
     fn forward(&self, xs: &Tensor, mask: Option<&Tensor>, train: bool) -> Tensor {
         let (b, l, h) = xs.size3().expect("hidden states are [batch, seq, hidden]");
-        let split = |t: Tensor| t.view([b, l, self.heads, h / self.heads]).transpose(1, 2);
-        let (q, k, v) = (split(linear(&self.query, xs)), split(linear(&self.key, xs)), split(linear(&self.value, xs)));
+        // One product for all three projections; q, k and v are strided views
+        // of it, which SDPA reads in place.
+        let qkv =
+            fused_linear(&[&self.query, &self.key, &self.value], xs).view([b, l, 3, self.heads, h / self.heads]).permute([2, 0, 3, 1, 4]);
+        let (q, k, v) = (qkv.get(0), qkv.get(1), qkv.get(2));
         let ctx = attention(&q, &k, &v, mask, self.dropout, train);
         ctx.transpose(1, 2).reshape([b, l, h])
     }

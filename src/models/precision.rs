@@ -74,9 +74,10 @@ thread_local! {
     // Thread-local like torch's autocast state: a scope on one thread never
     // changes what another thread computes.
     static PRECISION: Cell<Precision> = const { Cell::new(Precision::Fp32) };
-    // bf16 copies of weights, keyed by the weight's storage address; only
+    // bf16 copies of weights, keyed by the weight's storage address and the
+    // number of weights concatenated from there ([`fused_linear`]); only
     // alive inside `with_cast_cache` (inference, where weights do not change).
-    static CAST_CACHE: RefCell<Option<HashMap<usize, Tensor>>> = const { RefCell::new(None) };
+    static CAST_CACHE: RefCell<Option<HashMap<(usize, usize), Tensor>>> = const { RefCell::new(None) };
 }
 
 /// Runs `f` (inference without gradients, weights unchanged) casting each
@@ -103,11 +104,20 @@ pub fn with_cast_cache<T>(f: impl FnOnce() -> T) -> T {
     f()
 }
 
-fn to_bf16(t: &Tensor) -> Tensor {
+/// `parts` concatenated along dim 0 and cast to bf16, from the cache when one is active.
+fn to_bf16_cat(parts: &[&Tensor]) -> Tensor {
+    let make = || match parts {
+        [one] => one.to_kind(Kind::BFloat16),
+        _ => Tensor::cat(parts, 0).to_kind(Kind::BFloat16),
+    };
     CAST_CACHE.with(|c| match c.borrow_mut().as_mut() {
-        Some(cache) => cache.entry(t.data_ptr() as usize).or_insert_with(|| t.to_kind(Kind::BFloat16)).shallow_clone(),
-        None => t.to_kind(Kind::BFloat16),
+        Some(cache) => cache.entry((parts[0].data_ptr() as usize, parts.len())).or_insert_with(make).shallow_clone(),
+        None => make(),
     })
+}
+
+fn to_bf16(t: &Tensor) -> Tensor {
+    to_bf16_cat(&[t])
 }
 
 /// Runs `f` with matrix products in `precision`; restores the previous
@@ -146,6 +156,33 @@ pub fn linear(layer: &nn::Linear, xs: &Tensor) -> Tensor {
             let bias = layer.bs.as_ref().map(to_bf16);
             xs.to_kind(Kind::BFloat16).linear(&to_bf16(&layer.ws), bias.as_ref())
         }
+    }
+}
+
+/// The outputs of several Linear layers over the same input, concatenated
+/// along the last dimension, computed as one matrix product (the query, key
+/// and value projections: one GEMM and one input cast instead of three; the
+/// weights stay separate variables under their checkpoint names).
+///
+/// ```
+/// use encoder_bench::models::precision::{fused_linear, linear};
+/// let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+/// let (a, b) = (tch::nn::linear(vs.root() / "a", 4, 2, Default::default()), tch::nn::linear(vs.root() / "b", 4, 3, Default::default()));
+/// let x = tch::Tensor::ones([3, 4], (tch::Kind::Float, tch::Device::Cpu));
+/// let y = fused_linear(&[&a, &b], &x);
+/// assert_eq!(y.size(), vec![3, 5]);
+/// assert!(y.narrow(1, 2, 3).allclose(&linear(&b, &x), 1e-6, 1e-6, false));
+/// ```
+pub fn fused_linear(layers: &[&nn::Linear], xs: &Tensor) -> Tensor {
+    assert!(!layers.is_empty(), "fused_linear needs at least one layer");
+    let weights: Vec<&Tensor> = layers.iter().map(|l| &l.ws).collect();
+    let biases: Option<Vec<&Tensor>> = layers.iter().map(|l| l.bs.as_ref()).collect();
+    match current() {
+        Precision::Fp32 => {
+            let cat = |parts: &[&Tensor]| if parts.len() == 1 { parts[0].shallow_clone() } else { Tensor::cat(parts, 0) };
+            xs.linear(&cat(&weights), biases.as_deref().map(cat).as_ref())
+        }
+        Precision::Bf16 => xs.to_kind(Kind::BFloat16).linear(&to_bf16_cat(&weights), biases.as_deref().map(to_bf16_cat).as_ref()),
     }
 }
 
