@@ -104,6 +104,14 @@ pub trait TextClassifier: std::fmt::Debug {
         tch::no_grad(|| self.forward_t(input_ids, attention_mask, token_type_ids, false).softmax(-1, Kind::Float))
     }
 
+    /// This model as a value several threads may run [`TextClassifier::forward_t`]
+    /// on at once (without gradients), when it allows that; evaluation on a
+    /// multi-core CPU then runs batches side by side. `None` (the default)
+    /// keeps evaluation on one thread.
+    fn as_sync(&self) -> Option<&(dyn TextClassifier + Sync)> {
+        None
+    }
+
     /// The variables (for optimizers and checkpoints).
     fn var_store(&self) -> &nn::VarStore;
 
@@ -133,6 +141,9 @@ macro_rules! impl_text_classifier {
         impl TextClassifier for $ty {
             fn forward_t(&self, ids: &Tensor, mask: &Tensor, types: Option<&Tensor>, train: bool) -> Tensor {
                 self.head.forward(&self.$encoder.forward(ids, mask, types, train), train)
+            }
+            fn as_sync(&self) -> Option<&(dyn TextClassifier + Sync)> {
+                Some(self)
             }
             fn var_store(&self) -> &nn::VarStore {
                 &self.vs
@@ -193,6 +204,13 @@ impl BertClassifier {
 
 impl_text_classifier!(BertClassifier, bert);
 
+// SAFETY: tch marks every `Tensor` `!Sync` because a tensor can be changed in
+// place through a shallow clone. Through `&BertClassifier` nothing is: the
+// forward pass only reads the weights (libtorch supports concurrent reads of
+// a tensor; its reference counts are atomic), and the precision and
+// weight-cast cache it consults are thread-local.
+unsafe impl Sync for BertClassifier {}
+
 /// The notebook's `ELECTRAClass`: an ELECTRA encoder under `electra.*` plus
 /// the head under `classifier.*`.
 #[derive(Debug)]
@@ -215,6 +233,9 @@ impl ElectraClassifier {
 }
 
 impl_text_classifier!(ElectraClassifier, electra);
+
+// SAFETY: as for `BertClassifier`: `&self` methods only read the weights.
+unsafe impl Sync for ElectraClassifier {}
 
 fn build(config: &ModelConfig, labels: LabelMap) -> Box<dyn TextClassifier> {
     match config {

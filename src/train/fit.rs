@@ -135,24 +135,10 @@ pub fn validate(model: &dyn TextClassifier, data: &Encoded, cfg: &TrainConfig) -
     }
     data.check_for_model(model, "validation data")?;
     let start = Instant::now();
-    let device = model.var_store().device();
-    let batches = data.batches(cfg.eval_batch_size.unwrap_or(cfg.batch_size * 2).max(1), cfg.padding, None, device)?;
-    let bar = Progress::new(batches.len() as u64, "valid", cfg.progress);
-    let (mut logits_all, mut loss_sum) = (Vec::new(), Tensor::zeros([], (Kind::Float, device)));
-    let mut order = Vec::with_capacity(data.len());
-    tch::no_grad(|| {
-        crate::models::precision::with_cast_cache(|| {
-            for b in batches {
-                let logits =
-                    with_precision(cfg.precision, || model.forward_t(&b.ids, &b.mask, Some(&b.token_type_ids), false)).to_kind(Kind::Float);
-                loss_sum += loss_fn(&logits, &b.targets, cfg.label_smoothing) * b.size() as f64;
-                logits_all.push(logits);
-                order.extend_from_slice(&b.indices);
-                bar.inc(1);
-            }
-        })
-    });
-    bar.finish();
+    let outputs = super::infer::eval_batches(model, data, cfg)?;
+    let loss_sum = outputs.iter().fold(Tensor::zeros([], (Kind::Float, model.var_store().device())), |acc, o| acc + &o.loss_sum);
+    let order: Vec<usize> = outputs.iter().flat_map(|o| o.indices.iter().copied()).collect();
+    let logits_all: Vec<Tensor> = outputs.into_iter().map(|o| o.logits).collect();
     let probs = Tensor::cat(&logits_all, 0).softmax(-1, Kind::Float).to_device(tch::Device::Cpu);
     // Rows back into dataset order (bucketed batches are sorted by length).
     let probs = if order.iter().enumerate().all(|(row, &i)| row == i) {

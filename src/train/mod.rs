@@ -4,6 +4,7 @@
 pub mod config;
 pub mod fit;
 pub mod flops;
+mod infer;
 pub mod metrics;
 pub mod optim;
 pub mod pretrain;
