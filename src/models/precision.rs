@@ -228,6 +228,33 @@ mod tests {
     }
 
     #[test]
+    fn fused_linear_matches_separate_layers_in_both_precisions_and_with_the_cache() {
+        let _rng = crate::rng_lock();
+        tch::manual_seed(2);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let layers: Vec<nn::Linear> = (0..3).map(|i| nn::linear(vs.root() / i, 24, 8 + i, Default::default())).collect();
+        let refs: Vec<&nn::Linear> = layers.iter().collect();
+        let x = Tensor::randn([5, 7, 24], (Kind::Float, Device::Cpu));
+        for precision in [Precision::Fp32, Precision::Bf16] {
+            let separate = with_precision(precision, || Tensor::cat(&layers.iter().map(|l| linear(l, &x)).collect::<Vec<_>>(), -1));
+            let fused = with_precision(precision, || fused_linear(&refs, &x));
+            assert_eq!(fused.size(), vec![5, 7, 27]);
+            assert_eq!(fused.kind(), precision.compute_kind());
+            let tol = if precision == Precision::Bf16 { 1e-2 } else { 1e-6 };
+            assert!((&fused - &separate).abs().max().double_value(&[]) < tol, "{precision}");
+            // The first layer alone and the fused three share a weight address
+            // but not a cache entry.
+            let (one, three) =
+                tch::no_grad(|| with_cast_cache(|| with_precision(precision, || (linear(&layers[0], &x), fused_linear(&refs, &x)))));
+            assert_eq!(one.size(), vec![5, 7, 8]);
+            assert!((&three - &fused).abs().max().double_value(&[]) < tol, "{precision}: cached fused product differs");
+        }
+        // Gradients reach every layer's own weight.
+        fused_linear(&refs, &x).sum(Kind::Float).backward();
+        assert!(layers.iter().all(|l| l.ws.grad().defined() && l.ws.grad().abs().sum(Kind::Float).double_value(&[]) > 0.0));
+    }
+
+    #[test]
     fn scope_is_restored_after_a_panic() {
         let r = std::panic::catch_unwind(|| with_precision(Precision::Bf16, || panic!("boom")));
         assert!(r.is_err());
