@@ -94,7 +94,17 @@ fn run(model: &dyn TextClassifier, data: &Encoded, cfg: &TrainConfig, n_streams:
             })
         }),
         Some(shared) => {
+            // `set_num_threads` also sets the default for threads libtorch
+            // starts later, so the caller's count is put back on the way out
+            // (a panic included).
+            struct RestoreThreads(i32);
+            impl Drop for RestoreThreads {
+                fn drop(&mut self) {
+                    tch::set_num_threads(self.0);
+                }
+            }
             let threads = tch::get_num_threads().max(1);
+            let _restore = RestoreThreads(threads);
             let per_stream = (threads / n_streams as i32).max(1);
             let queue = Mutex::new(batches.enumerate());
             let mut outputs: Vec<(usize, BatchOutput)> = std::thread::scope(|s| {
@@ -121,8 +131,6 @@ fn run(model: &dyn TextClassifier, data: &Encoded, cfg: &TrainConfig, n_streams:
                     .collect();
                 workers.into_iter().flat_map(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
             });
-            // `set_num_threads` also set the default for threads libtorch starts later.
-            tch::set_num_threads(threads);
             outputs.sort_by_key(|(i, _)| *i);
             outputs.into_iter().map(|(_, out)| out).collect()
         }
@@ -167,6 +175,7 @@ mod tests {
     #[test]
     fn streams_return_the_serial_outputs_in_batch_order() {
         let (m, enc) = (model(32), data(41, 32));
+        let threads = tch::get_num_threads();
         for precision in [Precision::Fp32, Precision::Bf16] {
             for padding in [Padding::Dynamic, Padding::Bucketed] {
                 let c = cfg(precision, padding);
@@ -184,7 +193,7 @@ mod tests {
                 }
             }
         }
-        assert!(tch::get_num_threads() >= 1, "the thread count was not restored");
+        assert_eq!(tch::get_num_threads(), threads, "the caller's thread count was not restored");
     }
 
     #[test]
