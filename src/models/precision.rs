@@ -104,12 +104,17 @@ pub fn with_cast_cache<T>(f: impl FnOnce() -> T) -> T {
     f()
 }
 
+/// `parts` concatenated along dim 0 (no copy for a single part).
+fn cat0(parts: &[&Tensor]) -> Tensor {
+    match parts {
+        [one] => one.shallow_clone(),
+        _ => Tensor::cat(parts, 0),
+    }
+}
+
 /// `parts` concatenated along dim 0 and cast to bf16, from the cache when one is active.
 fn to_bf16_cat(parts: &[&Tensor]) -> Tensor {
-    let make = || match parts {
-        [one] => one.to_kind(Kind::BFloat16),
-        _ => Tensor::cat(parts, 0).to_kind(Kind::BFloat16),
-    };
+    let make = || cat0(parts).to_kind(Kind::BFloat16);
     CAST_CACHE.with(|c| match c.borrow_mut().as_mut() {
         Some(cache) => cache.entry((parts[0].data_ptr() as usize, parts.len())).or_insert_with(make).shallow_clone(),
         None => make(),
@@ -178,10 +183,7 @@ pub fn fused_linear(layers: &[&nn::Linear], xs: &Tensor) -> Tensor {
     let weights: Vec<&Tensor> = layers.iter().map(|l| &l.ws).collect();
     let biases: Option<Vec<&Tensor>> = layers.iter().map(|l| l.bs.as_ref()).collect();
     match current() {
-        Precision::Fp32 => {
-            let cat = |parts: &[&Tensor]| if parts.len() == 1 { parts[0].shallow_clone() } else { Tensor::cat(parts, 0) };
-            xs.linear(&cat(&weights), biases.as_deref().map(cat).as_ref())
-        }
+        Precision::Fp32 => xs.linear(&cat0(&weights), biases.as_deref().map(cat0).as_ref()),
         Precision::Bf16 => xs.to_kind(Kind::BFloat16).linear(&to_bf16_cat(&weights), biases.as_deref().map(to_bf16_cat).as_ref()),
     }
 }

@@ -50,12 +50,12 @@ fn forward(model: &dyn TextClassifier, b: &Batch, cfg: &TrainConfig) -> BatchOut
 /// How many streams to evaluate `data` with: 1 unless the model runs on a
 /// CPU with several threads, supports concurrent use, and its batches are
 /// small (see [`STREAMS_UP_TO`]).
-pub(crate) fn streams(model: &dyn TextClassifier, data: &Encoded, batch_size: usize, cfg: &TrainConfig) -> usize {
+pub(crate) fn streams(model: &dyn TextClassifier, data: &Encoded, cfg: &TrainConfig) -> usize {
     let threads = tch::get_num_threads().max(1) as usize;
     if model.var_store().device() != Device::Cpu || model.as_sync().is_none() || threads < 2 {
         return 1;
     }
-    let widths = data.batch_widths(batch_size, cfg.padding, None);
+    let widths = data.batch_widths(eval_batch_size(cfg), cfg.padding, None);
     let n = widths.len().max(1) as f64;
     let mean_tokens = data.len() as f64 / n * widths.iter().sum::<usize>() as f64 / n;
     if mean_tokens * model.config().hidden_size() as f64 > STREAMS_UP_TO as f64 {
@@ -73,26 +73,32 @@ pub(crate) fn eval_batch_size(cfg: &TrainConfig) -> usize {
 /// (the validation batch size and padding of `cfg`), in batch order, with a
 /// progress bar.
 pub(crate) fn eval_batches(model: &dyn TextClassifier, data: &Encoded, cfg: &TrainConfig) -> Result<Vec<BatchOutput>> {
-    let n_streams = streams(model, data, eval_batch_size(cfg), cfg);
+    let n_streams = streams(model, data, cfg);
     run(model, data, cfg, n_streams)
 }
 
 fn run(model: &dyn TextClassifier, data: &Encoded, cfg: &TrainConfig, n_streams: usize) -> Result<Vec<BatchOutput>> {
     let batch_size = eval_batch_size(cfg);
     let bar = Progress::new(data.len().div_ceil(batch_size) as u64, "valid", cfg.progress);
-    let batches = data.batches(batch_size, cfg.padding, None, model.var_store().device())?;
-    let outputs = match model.as_sync().filter(|_| n_streams > 1) {
-        None => tch::no_grad(|| {
+    let queue = Mutex::new(data.batches(batch_size, cfg.padding, None, model.var_store().device())?.enumerate());
+    // Takes batches until none are left: the whole set on one stream, a share
+    // of it on each of several.
+    let drain = |m: &dyn TextClassifier| {
+        tch::no_grad(|| {
             with_cast_cache(|| {
-                batches
-                    .map(|b| {
-                        let out = forward(model, &b, cfg);
-                        bar.inc(1);
-                        out
-                    })
-                    .collect()
+                let mut done = Vec::new();
+                loop {
+                    let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+                    let Some((i, b)) = next else { break };
+                    done.push((i, forward(m, &b, cfg)));
+                    bar.inc(1);
+                }
+                done
             })
-        }),
+        })
+    };
+    let mut outputs: Vec<(usize, BatchOutput)> = match model.as_sync().filter(|_| n_streams > 1) {
+        None => drain(model),
         Some(shared) => {
             // `set_num_threads` also sets the default for threads libtorch
             // starts later, so the caller's count is put back on the way out
@@ -106,37 +112,24 @@ fn run(model: &dyn TextClassifier, data: &Encoded, cfg: &TrainConfig, n_streams:
             let threads = tch::get_num_threads().max(1);
             let _restore = RestoreThreads(threads);
             let per_stream = (threads / n_streams as i32).max(1);
-            let queue = Mutex::new(batches.enumerate());
-            let mut outputs: Vec<(usize, BatchOutput)> = std::thread::scope(|s| {
+            std::thread::scope(|s| {
                 let workers: Vec<_> = (0..n_streams)
                     .map(|_| {
-                        let (queue, bar) = (&queue, &bar);
+                        let drain = &drain;
                         s.spawn(move || {
                             // Thread counts are per thread in libtorch's OpenMP backend.
                             tch::set_num_threads(per_stream);
-                            tch::no_grad(|| {
-                                with_cast_cache(|| {
-                                    let mut done = Vec::new();
-                                    loop {
-                                        let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
-                                        let Some((i, b)) = next else { break };
-                                        done.push((i, forward(shared, &b, cfg)));
-                                        bar.inc(1);
-                                    }
-                                    done
-                                })
-                            })
+                            drain(shared)
                         })
                     })
                     .collect();
                 workers.into_iter().flat_map(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
-            });
-            outputs.sort_by_key(|(i, _)| *i);
-            outputs.into_iter().map(|(_, out)| out).collect()
+            })
         }
     };
     bar.finish();
-    Ok(outputs)
+    outputs.sort_by_key(|(i, _)| *i);
+    Ok(outputs.into_iter().map(|(_, out)| out).collect())
 }
 
 #[cfg(test)]
@@ -201,12 +194,13 @@ mod tests {
         let threads = tch::get_num_threads() as usize;
         let c = cfg(Precision::Fp32, Padding::Dynamic);
         // 4 rows of about 11 tokens × hidden 32: far below the limit.
-        let small = streams(model(32).as_ref(), &data(40, 32), 4, &c);
+        let small = streams(model(32).as_ref(), &data(40, 32), &c);
         assert_eq!(small, if threads >= 2 { threads.min(MAX_STREAMS) } else { 1 });
         // A batch of 8 × 48 tokens at hidden 1024 is 1.5 × 2^18 activations per op.
         let wide = Encoded { ids: vec![vec![5; 48]; 16], type_ids: vec![vec![0; 48]; 16], targets: vec![0; 16], pad_id: 0, max_len: 48 };
-        assert_eq!(streams(model(1024).as_ref(), &wide, 8, &c), 1);
+        let c8 = TrainConfig { eval_batch_size: Some(8), ..c.clone() };
+        assert_eq!(streams(model(1024).as_ref(), &wide, &c8), 1);
         // Never more streams than batches.
-        assert_eq!(streams(model(32).as_ref(), &data(4, 32), 4, &c), 1);
+        assert_eq!(streams(model(32).as_ref(), &data(4, 32), &c), 1);
     }
 }
