@@ -29,6 +29,7 @@ pub mod device;
 pub mod error;
 pub mod models;
 pub mod report;
+mod simd;
 pub mod tokenizer;
 pub mod train;
 

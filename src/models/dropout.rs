@@ -25,45 +25,17 @@ fn lowbias32(mut x: u32) -> u32 {
     x ^ (x >> 16)
 }
 
-/// Writes `scale` (kept) or `0` into `out`; element `base + j` is kept when
-/// a two-round keyed hash of its index falls below `threshold`. Counter-based,
-/// so any chunk can be filled independently and the result does not depend
-/// on how the work is split. 32-bit arithmetic, so it vectorises.
-#[inline(always)]
-fn fill(out: &mut [f32], key: (u32, u32), base: u32, threshold: u32, scale: f32) {
-    for (j, o) in out.iter_mut().enumerate() {
-        let h = lowbias32(lowbias32(base.wrapping_add(j as u32) ^ key.0).wrapping_add(key.1));
-        *o = scale * u32::from(h < threshold) as f32;
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn fill_avx512(out: &mut [f32], key: (u32, u32), base: u32, threshold: u32, scale: f32) {
-    fill(out, key, base, threshold, scale)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn fill_avx2(out: &mut [f32], key: (u32, u32), base: u32, threshold: u32, scale: f32) {
-    fill(out, key, base, threshold, scale)
-}
-
-/// [`fill`] compiled for the widest vector unit the CPU has (the same
-/// arithmetic, so the same mask on every CPU).
-fn fill_dispatch(out: &mut [f32], key: (u32, u32), base: u32, threshold: u32, scale: f32) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F (checked on the line above).
-            return unsafe { fill_avx512(out, key, base, threshold, scale) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked on the line above).
-            return unsafe { fill_avx2(out, key, base, threshold, scale) };
+crate::simd::simd_dispatch! {
+    /// Writes `scale` (kept) or `0` into `out`; element `base + j` is kept when
+    /// a two-round keyed hash of its index falls below `threshold`. Counter-based,
+    /// so any chunk can be filled independently and the result does not depend
+    /// on how the work is split. 32-bit arithmetic, so it vectorises.
+    fn fill(out: &mut [f32], key: (u32, u32), base: u32, threshold: u32, scale: f32) {
+        for (j, o) in out.iter_mut().enumerate() {
+            let h = lowbias32(lowbias32(base.wrapping_add(j as u32) ^ key.0).wrapping_add(key.1));
+            *o = scale * u32::from(h < threshold) as f32;
         }
     }
-    fill(out, key, base, threshold, scale)
 }
 
 /// A `[size]` fp32 tensor of `1 / (1 - p)` (kept) and `0` (dropped), each
@@ -83,7 +55,7 @@ fn keep_mask(size: &[i64], p: f64) -> Tensor {
         let start = (c * CHUNK) as u64;
         // Indices past 2^32 (a 16 GiB mask) move to another key instead of wrapping.
         let key = ((seed as u32), ((seed >> 32) as u32).wrapping_add(((start >> 32) as u32).wrapping_mul(0x9E37_79B9)));
-        fill_dispatch(chunk, key, start as u32, threshold, scale);
+        fill(chunk, key, start as u32, threshold, scale);
     };
     // libtorch's OpenMP workers keep spinning for a while after each op, so a
     // second pool only pays off on masks large enough to outlast that.
