@@ -156,6 +156,8 @@ pub fn run(name: &str, model: &mut dyn TextClassifier, tok: &TextTokenizer, data
         return Err(Error::invalid("bench", "batch_size, train_steps and eval_batches must be at least 1"));
     }
     let device = model.var_store().device();
+    // As `fit` does, before the first timed step.
+    crate::device::retain_freed_cpu_memory();
     let tc = train_config(cfg);
     let bs = cfg.batch_size;
     let mut opt = Optimizer::new(model.var_store(), &tc);

@@ -328,6 +328,7 @@ fn run(
     resume_from: Option<PathBuf>,
 ) -> Result<FitResult> {
     cfg.validate()?;
+    crate::device::retain_freed_cpu_memory();
     if train.is_empty() {
         return Err(Error::invalid("training data", "is empty"));
     }

@@ -73,6 +73,7 @@ pub(crate) fn eval_batch_size(cfg: &TrainConfig) -> usize {
 /// (the validation batch size and padding of `cfg`), in batch order, with a
 /// progress bar.
 pub(crate) fn eval_batches(model: &dyn TextClassifier, data: &Encoded, cfg: &TrainConfig) -> Result<Vec<BatchOutput>> {
+    crate::device::retain_freed_cpu_memory();
     let n_streams = streams(model, data, cfg);
     run(model, data, cfg, n_streams)
 }

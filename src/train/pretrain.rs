@@ -617,6 +617,7 @@ pub fn resume_pretraining(model: &mut ElectraForMaskedLM, corpus: &Corpus, cfg: 
 
 fn run(model: &mut ElectraForMaskedLM, corpus: &Corpus, cfg: &PretrainConfig, resume_from: Option<PathBuf>) -> Result<PretrainResult> {
     cfg.validate()?;
+    crate::device::retain_freed_cpu_memory();
     if corpus.is_empty() {
         return Err(Error::invalid("corpus", "is empty"));
     }
