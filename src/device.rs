@@ -62,9 +62,7 @@ pub fn retain_freed_cpu_memory() {
     ONCE.call_once(|| {
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
         {
-            let user_set = std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("malloc"))
-                || ["MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_"].iter().any(|k| std::env::var_os(k).is_some());
-            if !user_set {
+            if !user_tuned_malloc() {
                 // SAFETY: mallopt only changes glibc's allocator parameters; it is
                 // thread-safe and takes no pointers.
                 unsafe {
@@ -75,6 +73,13 @@ pub fn retain_freed_cpu_memory() {
             }
         }
     });
+}
+
+/// Whether the environment sets glibc's malloc tunables (then they win).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn user_tuned_malloc() -> bool {
+    std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("malloc"))
+        || ["MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_"].iter().any(|k| std::env::var_os(k).is_some())
 }
 
 /// The short name of a device: `cpu`, `cuda:0`, `mps`.
@@ -228,7 +233,7 @@ mod tests {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     #[test]
     fn freed_blocks_are_reused_without_page_faults() {
-        if std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("malloc")) {
+        if user_tuned_malloc() {
             return; // the user's settings win; nothing to check
         }
         retain_freed_cpu_memory();

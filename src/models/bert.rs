@@ -243,11 +243,6 @@ impl BertModel {
 mod tests {
     use super::*;
 
-    fn embeddings() -> Embeddings {
-        let vs = nn::VarStore::new(tch::Device::Cpu);
-        Embeddings::new(&(vs.root() / "embeddings"), 30, 8, 2, 6, 1e-12, 0.1)
-    }
-
     /// The sparse backward of the word table lands in a dense gradient with
     /// the values of libtorch's dense backward (repeated ids summed), and an
     /// evaluation forward allocates no gradient at all.
@@ -255,7 +250,8 @@ mod tests {
     fn word_gradient_is_dense_and_equals_the_dense_backward() {
         let _rng = crate::rng_lock();
         tch::manual_seed(3);
-        let emb = embeddings();
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let emb = Embeddings::new(&(vs.root() / "embeddings"), 30, 8, 2, 6, 1e-12, 0.1);
         let ids = Tensor::from_slice(&[2i64, 5, 5, 7, 5, 9, 2, 0]).view([2, 4]);
         let _ = tch::no_grad(|| emb.forward(&ids, None, false));
         assert!(!emb.word_embeddings.ws.grad().defined(), "evaluation created a gradient buffer");

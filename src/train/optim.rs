@@ -308,17 +308,16 @@ fn fused_cpu_step(p: &mut Param, g: &Tensor, wd: f64, h: &Hyper) -> bool {
         eps: h.eps as f32,
         step: (-h.lr / h.bc1) as f32,
     };
-    let update = |w: &mut [f32], gr: &[f32], m: &mut [f32], v: &mut [f32]| adam_update(w, gr, m, v, k);
     const CHUNK: usize = 1 << 14;
     if n < 2 * CHUNK {
-        update(w, gr, m, v);
+        adam_update(w, gr, m, v, k);
     } else {
         use rayon::prelude::*;
         w.par_chunks_mut(CHUNK)
             .zip(gr.par_chunks(CHUNK))
             .zip(m.par_chunks_mut(CHUNK))
             .zip(v.par_chunks_mut(CHUNK))
-            .for_each(|(((w, g), m), v)| update(w, g, m, v));
+            .for_each(|(((w, g), m), v)| adam_update(w, g, m, v, k));
     }
     true
 }
