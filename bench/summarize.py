@@ -1,9 +1,14 @@
 """Turns the JSON lines of `encoder-bench bench --json` (rust.jsonl) and
 `bench/reference.py` (python.jsonl) into the results table of issue 6:
 per model, MAX_LEN, precision and figure, the median samples/s of each side
-and the ratios Rust / Python.
+and the ratios Rust / Python, and the fp32 training FLOP/s as a fraction of
+the run's 2048^3 matmul, for Rust (`flops_fraction`) and, for context, for the
+Python pipelines (`flops_fraction_python`). Python's figure counts the same
+model FLOPs per sample as the Rust side (`train_flops_per_sample`): the same
+work at MAX_LEN 64, where every text is truncated; at 512 the seed pipeline
+also computes its padding, which no model count includes.
 
-    .venv/bin/python bench/summarize.py DIR --machine "2-core CPU" [--out bench/results/latest.json]
+    .venv/bin/python bench/summarize.py DIR --machine "2-core CPU" [--date YYYY-MM-DD] [--out bench/results/latest.json]
 """
 import argparse
 import json
@@ -25,12 +30,12 @@ def ratio(a, b):
     return a / b if a is not None and b else None
 
 
-def summarize(rust, python, machine):
+def summarize(rust, python, machine, date=None):
     def key(r):
         return r["model"], r["config"]["max_len"] if "config" in r else r["max_len"]
 
     groups = sorted({key(r) for r in rust} | {key(r) for r in python})
-    rows, fractions = [], {}
+    rows, fractions, py_fractions = [], {}, {}
     matmul = median([r["matmul_gflops"] for r in rust + python if r.get("matmul_gflops")])
     for model, max_len in groups:
         py = {v: [r for r in python if key(r) == (model, max_len) and r["variant"] == v] for v in ("seed", "tuned", "bf16")}
@@ -56,7 +61,12 @@ def summarize(rust, python, machine):
                 })
             if precision == "fp32" and rs and matmul:
                 fractions[f"{model}@{max_len}"] = median([r["train_gflops"] for r in rs]) / matmul
-    return {"machine": machine, "date": time.strftime("%Y-%m-%d"), "rows": rows, "matmul_gflops": matmul, "flops_fraction": fractions}
+                per_sample = median([r["train_flops_per_sample"] for r in rs])
+                py_fractions[f"{model}@{max_len}"] = {
+                    v: median([r["train_samples_per_s"] for r in py[v]]) * per_sample / 1e9 / matmul for v in ("seed", "tuned") if py[v]
+                }
+    return {"machine": machine, "date": date or time.strftime("%Y-%m-%d"), "rows": rows, "matmul_gflops": matmul,
+            "flops_fraction": fractions, "flops_fraction_python": py_fractions}
 
 
 def table(s):
@@ -67,6 +77,10 @@ def table(s):
                      f"{fmt(r['python_tuned']):>9}{fmt(r['python_bf16']):>9}{fmt(r['ratio_seed'], 2):>8}{fmt(r['ratio_tuned'], 2):>8}{fmt(r['ratio_bf16'], 2):>8}")
     lines.append(f"matmul fp32: {fmt(s['matmul_gflops'])} GFLOP/s; model FLOP/s in training as a fraction of it: "
                  + ", ".join(f"{k} {v:.0%}" for k, v in s["flops_fraction"].items()))
+    py = s.get("flops_fraction_python", {})
+    if any(py.values()):
+        lines.append("Python's, counted the same way: " + ", ".join(
+            f"{k} " + "/".join(f"{v:.0%} {variant}" for variant, v in f.items()) for k, f in py.items() if f))
     return "\n".join(lines)
 
 
@@ -74,10 +88,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("dir")
     ap.add_argument("--machine", required=True)
+    ap.add_argument("--date", help="the run's date (default: today)")
     ap.add_argument("--out")
     a = ap.parse_args()
     d = pathlib.Path(a.dir)
-    s = summarize(read(d / "rust.jsonl"), read(d / "python.jsonl"), a.machine)
+    s = summarize(read(d / "rust.jsonl"), read(d / "python.jsonl"), a.machine, a.date)
     print(table(s))
     if a.out:
         out = pathlib.Path(a.out)
