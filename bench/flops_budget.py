@@ -103,7 +103,7 @@ def essential_ops(t, h, i, b, heads, l):
     return 2 * ln + gelu + sm
 
 
-def elementwise_ops(t, h, i, b, heads, l):
+def other_ops(t, h, i, b, heads, l):
     """The rest of one layer's arithmetic that training with dropout cannot skip: the three
     dropout multiplies (attention probabilities, attention output, feed-forward output), forward
     and backward, the two residual adds, the two gradient sums where each residual branch
@@ -134,7 +134,7 @@ def model_ops(cfg, b, l):
     e = cfg.get("embedding_size", h)
     layer = linear_ops(t, h, 3 * h) + linear_ops(t, h, h) + linear_ops(t, h, i) + linear_ops(t, i, h) + attention_ops(b, heads, l, h // heads)
     gemm = layers * layer + (linear_ops(t, e, h) if e != h else [])
-    other = layers * elementwise_ops(t, h, i, b, heads, l) + embedding_ops(t, e, cfg["vocab_size"], cfg.get("max_position_embeddings", 512))
+    other = layers * other_ops(t, h, i, b, heads, l) + embedding_ops(t, e, cfg["vocab_size"], cfg.get("max_position_embeddings", 512))
     return gemm, layers * essential_ops(t, h, i, b, heads, l), other
 
 
@@ -206,23 +206,23 @@ def bound(name, cfg):
     e = cfg.get("embedding_size", h)
     # The model FLOPs of src/train/flops.rs: 3 x forward.
     flops = 3 * b * l * (layers * (8 * h * h + 4 * h * i + 4 * l * h) + (2 * e * h if e != h else 0))
-    parts = ["gemm", "essential", "elementwise"]
+    parts = ["gemm", "essential", "other"]
     serial = dict(zip(parts, map(serial_s, model_ops(cfg, b, l))))
     halves = [model_ops(cfg, b // 2, l) for _ in range(2)]
-    streams = {part: streams_s([h[k] for h in halves]) for k, part in enumerate(parts)}
+    streams = {part: streams_s([half[k] for half in halves]) for k, part in enumerate(parts)}
     adam = adam_s(count_params(cfg))
     mm.append(matmul_gflops())
     row = {"model": name, "batch": b, "max_len": l, "train_gflop_per_step": flops / 1e9}
     for k, stat in enumerate(["best", "bench"]):
         matmul = max(m[0] for m in mm) if stat == "best" else statistics.mean(m[1] for m in mm)
-        g, s, el = (min(serial[part][k], streams[part][k]) for part in parts)
+        g, s, other = (min(serial[part][k], streams[part][k]) for part in parts)
         total = g + s + adam[k]
         row[stat] = {
             "matmul_gflops": matmul, "step_ms_at_target": flops / (TARGET * matmul * 1e9) * 1e3,
             "gemm_ms": g * 1e3, "gemm_serial_ms": serial["gemm"][k] * 1e3, "gemm_streams_ms": streams["gemm"][k] * 1e3,
-            "essential_ms": s * 1e3, "adam_ms": adam[k] * 1e3, "bound_ms": total * 1e3, "elementwise_ms": el * 1e3,
+            "essential_ms": s * 1e3, "adam_ms": adam[k] * 1e3, "bound_ms": total * 1e3, "other_ms": other * 1e3,
             "gemm_only_fraction": flops / g / 1e9 / matmul, "max_fraction": flops / total / 1e9 / matmul,
-            "max_fraction_with_elementwise": flops / (total + el) / 1e9 / matmul,
+            "max_fraction_with_other": flops / (total + other) / 1e9 / matmul,
         }
     return row
 
@@ -246,8 +246,8 @@ def main():
                 x = row[stat]
                 print(f"{r:<6}{name:<18}{stat:<6}{x['matmul_gflops']:>7.0f}{x['step_ms_at_target']:>9.0f}{x['gemm_ms']:>9.0f}"
                       f"{x['gemm_serial_ms']:>8.0f}{x['gemm_streams_ms']:>9.0f}{x['essential_ms']:>11.0f}{x['adam_ms']:>6.0f}"
-                      f"{x['gemm_only_fraction']:>10.0%}{x['max_fraction']:>7.0%}{x['elementwise_ms']:>9.0f}"
-                      f"{x['max_fraction_with_elementwise']:>7.0%}", flush=True)
+                      f"{x['gemm_only_fraction']:>10.0%}{x['max_fraction']:>7.0%}{x['other_ms']:>9.0f}"
+                      f"{x['max_fraction_with_other']:>7.0%}", flush=True)
     cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), platform.processor())
     out = {"machine": f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}", "date": time.strftime("%Y-%m-%d"),
            "target": TARGET, "rows": rows}
