@@ -1,5 +1,5 @@
 """Generates the small PyTorch state-dict fixtures that `tests/torch_bin.rs`
-reads with our own pickle reader (`src/models/pickle.rs`).
+reads with our own pickle reader (`src/weights/pickle.rs`).
 
 Run from the repository root:
     .venv/bin/python scripts/make_torch_fixtures.py

@@ -32,6 +32,7 @@ pub mod report;
 mod simd;
 pub mod tokenizer;
 pub mod train;
+pub mod weights;
 
 pub use error::{Error, Result};
 /// The libtorch bindings this crate is built on, re-exported so notebooks and

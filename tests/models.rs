@@ -41,14 +41,14 @@ fn minilm_last_hidden_state_matches_transformers() {
     let cfg = BertConfig::from_file(dir.join("config.json")).unwrap();
     let vs = nn::VarStore::new(Device::Cpu);
     let model = BertModel::new(&vs.root(), &cfg, true);
-    let map = encoder_bench::models::checkpoint::KeyMap {
+    let map = encoder_bench::weights::KeyMap {
         encoder_prefix: "",
         strip_prefixes: &["bert."],
         ignore: &["position_ids"],
         may_be_missing: &[],
     };
     let weights = read_weights(dir.join("model.safetensors")).unwrap();
-    let report = encoder_bench::models::checkpoint::load_into(&vs, weights, &map, &dir).unwrap();
+    let report = encoder_bench::weights::load_into(&vs, weights, &map, &dir).unwrap();
     assert!(report.missing.is_empty() && report.unexpected.is_empty(), "{report}");
     let mask = &f["attention_mask"];
     let hidden = tch::no_grad(|| model.forward(&f["input_ids"], mask, Some(&f["token_type_ids"]), false));
@@ -67,14 +67,14 @@ fn seed_shaped_electra_state_dict_matches_transformers() {
     assert_eq!((cfg.embedding_size, cfg.hidden_size, cfg.num_hidden_layers), (64, 196, 18));
     let vs = nn::VarStore::new(Device::Cpu);
     let model = ElectraModel::new(&(vs.root() / "electra"), &cfg);
-    let map = encoder_bench::models::checkpoint::KeyMap {
+    let map = encoder_bench::weights::KeyMap {
         encoder_prefix: "electra",
         strip_prefixes: &["electra."],
         ignore: &["position_ids", "generator_"],
         may_be_missing: &[],
     };
     let weights = read_weights(dir.join("babylm_model.bin")).unwrap();
-    let report = encoder_bench::models::checkpoint::load_into(&vs, weights, &map, &dir).unwrap();
+    let report = encoder_bench::weights::load_into(&vs, weights, &map, &dir).unwrap();
     assert!(report.missing.is_empty() && report.unexpected.is_empty(), "{report}");
     assert!(report.ignored.iter().any(|k| k.starts_with("generator_lm_head")), "{report}");
     let mask = &f["attention_mask"];

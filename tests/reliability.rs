@@ -9,7 +9,7 @@
 use encoder_bench::data::{Dataset, Encoded, LabelMap, Split, WosLevel};
 use encoder_bench::device::{check_same_device, parse_device, resolve_device};
 use encoder_bench::error::{write_atomic, write_atomic_with};
-use encoder_bench::models::pickle::read_torch_state_dict_bytes;
+use encoder_bench::weights::pickle::read_torch_state_dict_bytes;
 use encoder_bench::models::{
     BertConfig, ModelConfig, ModelSource, TextClassifier, load_classifier, random_classifier, read_weights, save_classifier,
 };

@@ -1,6 +1,6 @@
 //! Reads real `torch.save` files (made by `scripts/make_torch_fixtures.py`)
 //! with our pickle reader and compares them to `expected.safetensors`.
-use encoder_bench::models::pickle::{read_torch_state_dict, read_torch_state_dict_bytes};
+use encoder_bench::weights::pickle::{read_torch_state_dict, read_torch_state_dict_bytes};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::HashMap;

@@ -123,63 +123,6 @@ impl Encoded {
         self.ids.iter().map(Vec::len).sum()
     }
 
-    /// Checks that this set fits `model` before any tensor is built, so a
-    /// mismatch is an error naming the set (`what`), the text and the limit
-    /// instead of a libtorch failure deep inside a forward pass: label ids
-    /// must be below the model's number of classes, sequences no longer than
-    /// its `max_position_embeddings`, token ids inside its vocabulary.
-    pub fn check_for_model(&self, model: &dyn crate::models::TextClassifier, what: &str) -> Result<()> {
-        use crate::models::ModelConfig;
-        let (vocab, max_pos, type_vocab) = match model.config() {
-            ModelConfig::Bert(c) => (c.vocab_size, c.max_position_embeddings, c.type_vocab_size),
-            ModelConfig::Electra(c) => (c.vocab_size, c.max_position_embeddings, c.type_vocab_size),
-        };
-        let classes = model.num_classes();
-        let bad = |msg: String| Err(Error::invalid(what, msg));
-        if self.ids.len() != self.targets.len() || self.ids.len() != self.type_ids.len() {
-            return bad(format!(
-                "{} id sequences, {} type-id sequences and {} targets: expected one of each per text",
-                self.ids.len(),
-                self.type_ids.len(),
-                self.targets.len()
-            ));
-        }
-        if let Some((i, &t)) = self.targets.iter().enumerate().find(|&(_, &t)| t < 0 || t >= classes) {
-            return bad(format!(
-                "text {}: label id {t} is out of range for a model with {classes} classes (expected 0..{classes}); \
-                 were the model's labels taken from other data?",
-                i + 1
-            ));
-        }
-        if self.max_len as i64 > max_pos {
-            return bad(format!("max_len {} exceeds the model's max_position_embeddings {max_pos}", self.max_len));
-        }
-        for (i, (ids, types)) in self.ids.iter().zip(&self.type_ids).enumerate() {
-            if ids.len() as i64 > max_pos || ids.len() > self.max_len || ids.len() != types.len() {
-                return bad(format!(
-                    "text {}: {} tokens ({} type ids) but max_len is {} and max_position_embeddings {max_pos}",
-                    i + 1,
-                    ids.len(),
-                    types.len(),
-                    self.max_len
-                ));
-            }
-            if let Some(&id) = ids.iter().find(|&&id| id < 0 || id >= vocab) {
-                return bad(format!(
-                    "text {}: token id {id} is outside the model's vocabulary of {vocab} (does the tokenizer belong to this model?)",
-                    i + 1
-                ));
-            }
-            if let Some(&t) = types.iter().find(|&&t| t < 0 || t >= type_vocab) {
-                return bad(format!("text {}: token type id {t} is outside the model's type_vocab_size {type_vocab}", i + 1));
-            }
-        }
-        if self.pad_id < 0 || self.pad_id >= vocab {
-            return bad(format!("pad id {} is outside the model's vocabulary of {vocab}", self.pad_id));
-        }
-        Ok(())
-    }
-
     /// The examples at `indices` as one batch on `device`.
     pub fn batch(&self, indices: &[usize], padding: Padding, device: Device) -> Batch {
         let width = self.width(indices, padding);

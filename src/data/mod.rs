@@ -7,6 +7,7 @@
 pub mod batch;
 pub mod split;
 pub mod tabular;
+pub mod text;
 pub mod wos;
 
 use serde::{Deserialize, Serialize};

@@ -3,6 +3,7 @@
 //! Labels may be integers, used as ids unchanged, or strings, mapped to ids in
 //! sorted order of the distinct names so that the same file always gives the
 //! same ids. See [`Dataset::read_csv`] and [`Dataset::read_parquet`].
+use super::text::{label_id, utf8};
 use super::{Dataset, LabelMap};
 use crate::{Error, Result};
 use polars::prelude::*;
@@ -10,10 +11,6 @@ use std::collections::BTreeSet;
 use std::io::Cursor;
 use std::path::Path;
 
-/// The most classes integer labels may imply (`max + 1`). A larger id is far
-/// more likely a wrong column (e.g. a document id) than a real class, and
-/// naming that many classes would exhaust memory.
-pub(crate) const MAX_CLASSES: usize = 100_000;
 
 /// How to point a user at a data row in error messages.
 #[derive(Clone, Copy)]
@@ -50,7 +47,7 @@ impl Dataset {
         let path = path.as_ref();
         let bytes = read_nonempty(path, "a header line and data rows")?;
         // polars would report a bad byte without its line (or replace it).
-        super::wos::utf8(path, &bytes)?;
+        utf8(path, &bytes)?;
         // Every column as a string: polars would otherwise guess types from the
         // first 100 rows only and fail later without a line number, and a text
         // column of numbers would come back as integers.
@@ -194,18 +191,11 @@ fn integer_labels(values: Vec<Result<i64, usize>>, path: &Path, name: &str, orig
     let mut targets = Vec::with_capacity(values.len());
     for (row, v) in values.into_iter().enumerate() {
         let v = v.map_err(|row| row_error(path, origin, row, format!("null label in column `{name}`")))?;
-        if v < 0 {
-            return Err(row_error(path, origin, row, format!("label {v} out of range: integer labels must be >= 0")));
-        }
-        if v as u64 >= MAX_CLASSES as u64 {
-            return Err(row_error(
-                path,
-                origin,
-                row,
-                format!("label {v} out of range: more than {MAX_CLASSES} classes is not supported (is `{name}` the label column?)"),
-            ));
-        }
-        targets.push(v as usize);
+        let id = label_id(v).map_err(|msg| {
+            let hint = if v > 0 { format!(" (is `{name}` the label column?)") } else { String::new() };
+            row_error(path, origin, row, format!("{msg}{hint}"))
+        })?;
+        targets.push(id);
     }
     let n = targets.iter().max().map_or(0, |m| m + 1);
     Ok((targets, LabelMap::numbered(n)))

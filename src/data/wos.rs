@@ -3,6 +3,7 @@
 //! A WOS directory holds `X.txt`, one document a line, and label files with one
 //! integer a line for the same documents: `YL1.txt` (level 1, 7 domains),
 //! `YL2.txt` (level 2) and `Y.txt` (leaf labels). See [`Dataset::read_wos`].
+use super::text::{label_id, utf8};
 use super::{Dataset, LabelMap};
 use crate::{Error, Result};
 use std::path::Path;
@@ -135,21 +136,6 @@ fn split_lines<'a>(path: &Path, bytes: &'a [u8]) -> Result<Vec<&'a str>> {
     Ok(text.split('\n').map(|l| l.trim_end_matches('\r')).collect())
 }
 
-/// `bytes` as text, or an error naming the line and column of the first
-/// byte that is not UTF-8.
-pub(super) fn utf8<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a str> {
-    std::str::from_utf8(bytes).map_err(|e| {
-        let at = e.valid_up_to();
-        let line_start = bytes[..at].iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
-        let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
-        Error::data(
-            path,
-            Some(line),
-            format!("invalid UTF-8: byte 0x{:02X} at column {} (the file must be UTF-8 encoded)", bytes[at], at - line_start + 1),
-        )
-    })
-}
-
 fn parse_labels(path: &Path, lines: &[&str], level: WosLevel) -> Result<Vec<usize>> {
     lines
         .iter()
@@ -170,13 +156,7 @@ fn parse_labels(path: &Path, lines: &[&str], level: WosLevel) -> Result<Vec<usiz
                         WOS_L1_CLASSES - 1
                     ),
                 )),
-                _ if v < 0 => Err(Error::data(path, line, format!("label {v} out of range: labels must be >= 0"))),
-                _ if v as u64 >= super::tabular::MAX_CLASSES as u64 => Err(Error::data(
-                    path,
-                    line,
-                    format!("label {v} out of range: more than {} classes is not supported", super::tabular::MAX_CLASSES),
-                )),
-                _ => Ok(v as usize),
+                _ => label_id(v).map_err(|msg| Error::data(path, line, msg)),
             }
         })
         .collect()

@@ -4,9 +4,9 @@
 //! `forward_t` returns logits. The seed applied a softmax before
 //! `CrossEntropyLoss` (which applies its own), flattening the gradients; we
 //! keep one softmax, inside the loss, and expose probabilities separately.
-use super::checkpoint::{KeyMap, LoadReport, load_into, read_weights};
-use super::config::{BertConfig, ElectraConfig, read_json};
-use super::source::ModelSource;
+use crate::weights::{KeyMap, LoadReport, load_into, read_weights};
+use super::config::{BertConfig, ElectraConfig, ModelConfig, read_json};
+use crate::weights::ModelSource;
 use super::{BertModel, ElectraModel};
 use crate::data::LabelMap;
 use crate::tokenizer::TextTokenizer;
@@ -15,74 +15,6 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 use tch::nn;
 use tch::{Device, Kind, Tensor};
-
-/// A BERT-family or ELECTRA configuration, told apart by `model_type`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum ModelConfig {
-    /// `model_type: "bert"` (bert-base, TinyBERT, MiniLM, ...).
-    Bert(BertConfig),
-    /// `model_type: "electra"`.
-    Electra(ElectraConfig),
-}
-
-impl ModelConfig {
-    /// Reads a `config.json`, choosing the family from `model_type` (or,
-    /// when absent, from `architectures`).
-    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let v: serde_json::Value = read_json(path)?;
-        let model_type = v.get("model_type").and_then(|m| m.as_str()).map(str::to_string).or_else(|| {
-            let archs = v.get("architectures")?.as_array()?;
-            archs.iter().filter_map(|a| a.as_str()).find_map(|a| {
-                if a.starts_with("Electra") {
-                    Some("electra".to_string())
-                } else if a.starts_with("Bert") {
-                    Some("bert".to_string())
-                } else {
-                    None
-                }
-            })
-        });
-        match model_type.as_deref() {
-            Some("bert") => Ok(ModelConfig::Bert(BertConfig::from_file(path)?)),
-            Some("electra") => Ok(ModelConfig::Electra(ElectraConfig::from_file(path)?)),
-            Some(other) => Err(Error::config(path, "model_type", format!("`{other}` is not supported; expected \"bert\" or \"electra\""))),
-            None => Err(Error::config(path, "model_type", "missing, and `architectures` names no Bert* or Electra* class")),
-        }
-    }
-
-    /// `"bert"` or `"electra"`.
-    pub fn family(&self) -> &'static str {
-        match self {
-            ModelConfig::Bert(_) => "bert",
-            ModelConfig::Electra(_) => "electra",
-        }
-    }
-
-    /// Hidden size of the encoder.
-    pub fn hidden_size(&self) -> i64 {
-        match self {
-            ModelConfig::Bert(c) => c.hidden_size,
-            ModelConfig::Electra(c) => c.hidden_size,
-        }
-    }
-
-    /// Longest sequence the position table allows.
-    pub fn max_position_embeddings(&self) -> i64 {
-        match self {
-            ModelConfig::Bert(c) => c.max_position_embeddings,
-            ModelConfig::Electra(c) => c.max_position_embeddings,
-        }
-    }
-
-    fn pad_token_id(&self) -> Option<i64> {
-        match self {
-            ModelConfig::Bert(c) => c.pad_token_id,
-            ModelConfig::Electra(c) => c.pad_token_id,
-        }
-    }
-}
 
 /// What training and evaluation code needs from any classifier.
 pub trait TextClassifier: std::fmt::Debug {

@@ -9,10 +9,10 @@
 //! own: as in transformers, it *is* `electra.embeddings.word_embeddings.weight`
 //! (the same tensor, so both uses train it), and files written here omit it,
 //! as `save_pretrained` does.
-use super::checkpoint::{KeyMap, LoadReport, load_into, read_weights};
+use crate::weights::{KeyMap, LoadReport, load_into, read_weights};
 use super::config::{ElectraConfig, read_json};
 use super::electra::ElectraModel;
-use super::source::ModelSource;
+use crate::weights::ModelSource;
 use crate::tokenizer::TextTokenizer;
 use crate::{Error, Result};
 use std::path::Path;

@@ -9,7 +9,7 @@ use super::metrics::{Metrics, argmax_rows};
 use super::optim::Optimizer;
 use super::progress::Progress;
 use crate::data::{Batch, Encoded};
-use crate::models::checkpoint::{KeyMap, load_into, read_weights};
+use crate::weights::{KeyMap, load_into, read_weights};
 use crate::models::{TextClassifier, with_precision};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -133,7 +133,7 @@ pub fn validate(model: &dyn TextClassifier, data: &Encoded, cfg: &TrainConfig) -
     if data.is_empty() {
         return Err(Error::invalid("validation data", "is empty"));
     }
-    data.check_for_model(model, "validation data")?;
+    crate::models::check_encoded(data, model, "validation data")?;
     let start = Instant::now();
     let outputs = super::infer::eval_batches(model, data, cfg)?;
     let loss_sum = outputs.iter().fold(Tensor::zeros([], (Kind::Float, model.var_store().device())), |acc, o| acc + &o.loss_sum);
@@ -332,8 +332,8 @@ fn run(
     if train.is_empty() {
         return Err(Error::invalid("training data", "is empty"));
     }
-    train.check_for_model(model, "training data")?;
-    valid.check_for_model(model, "validation data")?;
+    crate::models::check_encoded(train, model, "training data")?;
+    crate::models::check_encoded(valid, model, "validation data")?;
     if let (None, false, Some(dir)) = (&resume_from, cfg.overwrite, &cfg.checkpoint_dir) {
         check_no_run(dir)?;
     }

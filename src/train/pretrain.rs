@@ -31,7 +31,7 @@ use super::fit::{StopReason, save_dir, saved_dir};
 use super::flops::{TRAIN_FACTOR, encoder_forward_flops, mlm_head_forward_flops};
 use super::optim::Optimizer;
 use super::progress::{Progress, ProgressMode};
-use crate::models::checkpoint::{KeyMap, load_into, read_weights};
+use crate::weights::{KeyMap, load_into, read_weights};
 use crate::models::{ElectraConfig, ElectraForMaskedLM, ModelConfig};
 use crate::tokenizer::TextTokenizer;
 use crate::{Error, Result};
