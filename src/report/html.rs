@@ -1,5 +1,7 @@
-//! HTML tables for the notebook and for nbconvert reports, and the display
-//! hooks the evcxr Jupyter kernel calls on the value a cell ends with.
+//! HTML tables for the notebook and for nbconvert reports: plain cells
+//! ([`html_table`]), polars data frames ([`dataframe_html`]), the per-epoch
+//! history of a run, evaluation scores and what loading weights did. A
+//! notebook shows them through [`report::display`](crate::report::display).
 //!
 //! Styles are inline attributes rather than a `<style>` block: Jupyter strips
 //! `<style>` from untrusted notebooks and scopes its own table CSS, while
@@ -13,8 +15,7 @@
 //! assert!(html.contains("<table") && html.contains("minilm"));
 //! ```
 use crate::models::LoadReport;
-use crate::report::plot::Heatmap;
-use crate::train::{ConfusionMatrix, History, Metrics};
+use crate::train::{History, Metrics};
 use polars::prelude::{AnyValue, Column, DataFrame};
 use std::fmt::Write as _;
 
@@ -186,17 +187,6 @@ pub fn dataframe_html(df: &DataFrame) -> String {
     table(Some(&caption), &headers, &rows, &right, &[])
 }
 
-/// Shows `html` as rich output of an evcxr Jupyter cell.
-///
-/// ```no_run
-/// use encoder_bench::report::html::{evcxr_html, html_table};
-/// evcxr_html(&html_table(&["a".into()], &[vec!["1".into()]]));
-/// ```
-pub fn evcxr_html(html: &str) {
-    // Wide tables (a sweep summary has a dozen columns) scroll instead of spilling over the page.
-    println!("EVCXR_BEGIN_CONTENT text/html\n<div style=\"overflow-x:auto\">{html}</div>\nEVCXR_END_CONTENT");
-}
-
 fn opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
     v.map(f).unwrap_or_else(|| "—".into())
 }
@@ -330,87 +320,9 @@ pub fn load_report_html(report: &LoadReport) -> String {
     table(Some(&caption), &["keys", "count", "names"].map(String::from), &rows, &[false, true, false], &[])
 }
 
-impl History {
-    /// Shows the per-epoch table ([`history_html`]) in an evcxr Jupyter cell.
-    pub fn evcxr_display(&self) {
-        evcxr_html(&history_html(self));
-    }
-}
-
-impl Metrics {
-    /// Shows the scores ([`metrics_html`], classes named by id) in an evcxr
-    /// Jupyter cell; call `evcxr_html(&metrics_html(&m, &names))` for names.
-    pub fn evcxr_display(&self) {
-        evcxr_html(&metrics_html(self, &[]));
-    }
-}
-
-impl ConfusionMatrix {
-    /// Shows the matrix as a heatmap (classes named by id) in an evcxr Jupyter cell.
-    pub fn evcxr_display(&self) {
-        Heatmap::confusion(&[], self).evcxr_display();
-    }
-}
-
-impl LoadReport {
-    /// Shows the key table ([`load_report_html`]) in an evcxr Jupyter cell.
-    pub fn evcxr_display(&self) {
-        evcxr_html(&load_report_html(self));
-    }
-}
-
-/// The per-epoch results of several runs as one long table, with columns
-/// `model`, `batch_size`, `epoch`, `train_loss`, `val_loss`, `accuracy`
-/// (a fraction), `macro_f1` and `train_samples_per_s`: ready to pivot into
-/// batch size × model × epoch comparisons.
-///
-/// ```
-/// use encoder_bench::report::html::history_frame;
-/// use encoder_bench::train::History;
-/// let df = history_frame(&[("minilm".into(), 16, &History::default())]);
-/// assert_eq!(df.width(), 8);
-/// ```
-pub fn history_frame(runs: &[(String, usize, &History)]) -> DataFrame {
-    let rows = || runs.iter().flat_map(|(model, bs, h)| h.epochs.iter().map(move |e| (model, *bs, e)));
-    let height = rows().count();
-    let columns = vec![
-        Column::new("model".into(), rows().map(|(m, _, _)| m.as_str()).collect::<Vec<_>>()),
-        Column::new("batch_size".into(), rows().map(|(_, bs, _)| bs as u64).collect::<Vec<_>>()),
-        Column::new("epoch".into(), rows().map(|(_, _, e)| e.epoch as u64).collect::<Vec<_>>()),
-        Column::new("train_loss".into(), rows().map(|(_, _, e)| e.train_loss).collect::<Vec<_>>()),
-        Column::new("val_loss".into(), rows().map(|(_, _, e)| e.val_loss).collect::<Vec<_>>()),
-        Column::new("accuracy".into(), rows().map(|(_, _, e)| e.accuracy).collect::<Vec<_>>()),
-        Column::new("macro_f1".into(), rows().map(|(_, _, e)| e.macro_f1).collect::<Vec<_>>()),
-        Column::new("train_samples_per_s".into(), rows().map(|(_, _, e)| e.train_samples_per_s).collect::<Vec<_>>()),
-    ];
-    // Every column is built from the same rows with distinct names, which is
-    // all DataFrame::new checks.
-    DataFrame::new(height, columns).expect("history columns have equal lengths and distinct names")
-}
-
-/// Writes `df` to `path` as CSV or Parquet (chosen by the extension),
-/// atomically.
-///
-/// ```
-/// use encoder_bench::report::html::{history_frame, save_frame};
-/// let dir = tempfile::tempdir().unwrap();
-/// let mut df = history_frame(&[]);
-/// save_frame(&mut df, &dir.path().join("h.csv"))?;
-/// assert!(std::fs::read_to_string(dir.path().join("h.csv")).unwrap().starts_with("model,batch_size"));
-/// # Ok::<(), encoder_bench::Error>(())
-/// ```
-pub fn save_frame(df: &mut DataFrame, path: &std::path::Path) -> crate::Result<()> {
-    use polars::prelude::{CsvWriter, ParquetWriter, SerWriter};
-    let bad = |e: polars::prelude::PolarsError| crate::Error::invalid(path.display().to_string(), e.to_string());
-    let parquet = path.extension().is_some_and(|e| e == "parquet");
-    crate::error::write_atomic_with(path, |tmp| {
-        let mut f = std::fs::File::create(tmp).map_err(|e| crate::Error::io(tmp, e))?;
-        if parquet { ParquetWriter::new(f).finish(df).map(|_| ()).map_err(bad) } else { CsvWriter::new(&mut f).finish(df).map_err(bad) }
-    })
-}
-
 /// An HTML fragment that shows itself as rich output when a notebook cell ends
-/// with it (evcxr) and prints as its source otherwise.
+/// with it (evcxr, through the hook in [`report::display`](crate::report::display))
+/// and prints as its source otherwise.
 ///
 /// ```
 /// use encoder_bench::report::html::{HtmlTable, html_table};
@@ -419,13 +331,6 @@ pub fn save_frame(df: &mut DataFrame, path: &std::path::Path) -> crate::Result<(
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HtmlTable(pub String);
-
-impl HtmlTable {
-    /// Shows the fragment in an evcxr Jupyter cell.
-    pub fn evcxr_display(&self) {
-        evcxr_html(&self.0);
-    }
-}
 
 impl std::fmt::Display for HtmlTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -474,19 +379,19 @@ mod tests {
     }
 
     #[test]
-    fn history_frame_shape_and_columns() {
-        let (a, b) = (history(3), history(2));
-        let df = history_frame(&[("minilm".into(), 16, &a), ("bert".into(), 32, &b)]);
-        assert_eq!(df.shape(), (5, 8));
-        let names: Vec<&str> = df.get_column_names().iter().map(|s| s.as_str()).collect();
-        assert_eq!(names, ["model", "batch_size", "epoch", "train_loss", "val_loss", "accuracy", "macro_f1", "train_samples_per_s"]);
-        assert_eq!(df.column("model").unwrap().get(3).unwrap().get_str(), Some("bert"));
-        assert_eq!(df.column("macro_f1").unwrap().null_count(), 5);
-        assert_eq!(history_frame(&[]).shape(), (0, 8));
-
+    fn dataframe_html_formats_by_type() {
+        let df = polars::df!(
+            "model" => ["minilm", "bert"],
+            "batch_size" => [16u64, 32],
+            "train_samples_per_s" => [123.456, 7.0],
+            "macro_f1" => [None::<f64>, Some(0.5)],
+        )
+        .unwrap();
         let html = dataframe_html(&df);
-        assert!(html.contains("shape: (5, 8)") && html.contains("123.4560") && html.contains(">null<"));
-        assert!(html.contains("str") && html.contains("f64"));
+        assert!(html.contains("shape: (2, 4)") && html.contains("123.4560") && html.contains(">null<"));
+        assert!(html.contains("str") && html.contains("f64") && html.contains("u64"));
+        // The three numeric columns are right-aligned, the names are not.
+        assert_eq!(html.matches("<td style=\"padding:4px 10px;text-align:right").count(), 6);
     }
 
     #[test]
@@ -528,7 +433,7 @@ mod tests {
         let (a, b) = (history(3), history(2));
         let m = Metrics::compute(&[0, 1, 2, 2, 1], &[0, 2, 2, 2, 1], 3).unwrap();
         let r = LoadReport { source: "models/minilm/model.safetensors".into(), loaded: vec!["k".into(); 101], ..Default::default() };
-        let df = history_frame(&[("minilm".into(), 16, &a), ("bert".into(), 32, &b)]);
+        let df = crate::report::frames::history_frame(&[("minilm".into(), 16, &a), ("bert".into(), 32, &b)]);
         let page =
             [history_html(&a), metrics_html(&m, &["neg".into(), "pos".into()]), load_report_html(&r), dataframe_html(&df)].join("<hr>");
         std::fs::write("/tmp/report_tables.html", format!("<!doctype html><meta charset=utf-8><body>{page}</body>")).unwrap();

@@ -6,7 +6,7 @@ use super::fit::{History, fit};
 use super::metrics::Metrics;
 use crate::data::{Encoded, LabelMap, Split};
 use crate::models::{ModelSource, load_classifier};
-use crate::report::html::{history_frame, save_frame};
+use crate::report::frames::{history_frame, save_frame};
 use crate::report::plot::LineChart;
 use crate::tokenizer::TextTokenizer;
 use crate::{Error, Result};
