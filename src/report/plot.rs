@@ -20,8 +20,8 @@
 //! assert!(svg.contains("minilm bs=16"));
 //! # Ok::<(), encoder_bench::Error>(())
 //! ```
+use crate::error::{Error, Result};
 use crate::train::{ConfusionMatrix, History, Metrics};
-use crate::{Error, Result};
 use plotters::backend::{BitMapBackend, SVGBackend};
 use plotters::coord::Shift;
 use plotters::drawing::DrawingAreaErrorKind;

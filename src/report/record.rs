@@ -1,7 +1,7 @@
 //! One JSON file per run: configuration, history, final metrics, device,
 //! versions and timings, written atomically and reloadable.
+use crate::error::{Error, Result};
 use crate::train::{History, Metrics, StopReason, TrainConfig};
-use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
