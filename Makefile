@@ -5,7 +5,7 @@ PY := .venv/bin/python
 LARGE_FIXTURES := tests/fixtures/large/train_step.safetensors tests/fixtures/large/electra_parity.safetensors \
 	tests/fixtures/large/minilm_parity.safetensors tests/fixtures/large/electra-seed/babylm_model.bin
 
-.PHONY: setup fixtures test test-notebook lint notebook notebook-setup demo bench
+.PHONY: setup fixtures test test-notebook lint notebook notebook-source notebook-check notebook-setup demo bench
 
 setup:
 	@bash scripts/setup.sh
@@ -19,9 +19,19 @@ test: fixtures
 	cargo test --no-fail-fast
 	$(MAKE) test-notebook
 
-# The notebook executed with fast settings through the evcxr kernel (scripts/test_notebook.py).
-test-notebook: notebook-setup models/electra-seed/model.safetensors
+# The notebook executed with fast settings through the evcxr kernel (scripts/test_notebook.py),
+# after checking that the .ipynb is what its one source, scripts/make_notebook.py, generates.
+test-notebook: notebook-check models/electra-seed/model.safetensors
 	$(NB_ENV) $(PY) scripts/test_notebook.py
+
+# The notebook's one source is scripts/make_notebook.py: this regenerates the .ipynb from it ...
+notebook-source: notebook-setup
+	$(PY) scripts/make_notebook.py
+
+# ... and this fails when the committed .ipynb has drifted from it (a hand edit, or a generator
+# change not regenerated).
+notebook-check: notebook-setup
+	$(PY) scripts/make_notebook.py --check
 
 # The notebook's default ELECTRA: our own masked-LM pre-training of the seed's shape (4 minutes).
 models/electra-seed/model.safetensors:
@@ -45,7 +55,7 @@ notebook-setup: setup
 # build dir (target/evcxr, minutes); later runs reuse it. Settings: see the
 # notebook's first cell (EPOCHS, MAX_LEN, BATCH_SIZE, WOS_DIR, BERT_MODEL, ...).
 NB_ENV := JUPYTER_PATH=$(CURDIR)/.venv/share/jupyter
-notebook: notebook-setup models/electra-seed/model.safetensors
+notebook: notebook-check models/electra-seed/model.safetensors
 	cd notebooks && $(NB_ENV) ../.venv/bin/jupyter nbconvert --to notebook --execute technical_evaluation.ipynb \
 		--ExecutePreprocessor.timeout=7200 \
 		--NotebookExporter.preprocessors=nbconvert.preprocessors.CoalesceStreamsPreprocessor \

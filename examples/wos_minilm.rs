@@ -16,8 +16,8 @@ fn main() -> Result<()> {
         let cfg = TrainConfig {
             max_len: 128,
             batch_size: 16,
-            epochs: 5,
-            max_grad_norm: Some(1.0),
+            optimizer: OptimizerConfig { max_grad_norm: Some(1.0), ..OptimizerConfig::transformers() },
+            stop: StopConfig { epochs: 5, ..Default::default() },
             seed,
             precision,
             progress: ProgressMode::Quiet,

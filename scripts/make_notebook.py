@@ -23,7 +23,7 @@ code(""":dep encoder-bench = { path = ".." }""")
 code("""
 use encoder_bench::prelude::*;
 use encoder_bench::report::{BarChart, Chart, Heatmap, LineChart, Series, history_frame, dataframe_html, evcxr_html, html_table};
-use encoder_bench::train::{Sweep, SweepModel, sweep};
+use encoder_bench::sweep::{Sweep, SweepModel, sweep};
 use encoder_bench::models::{ElectraConfig, Precision};
 fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
     std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -97,12 +97,10 @@ code("""
 let cfg: TrainConfig = TrainConfig {
     max_len,
     batch_size: env_or("BATCH_SIZE", 16),
-    epochs: env_or("EPOCHS", 3),
-    learning_rate: env_or("LEARNING_RATE", 5e-5),
+    optimizer: OptimizerConfig { learning_rate: env_or("LEARNING_RATE", 5e-5), max_grad_norm: Some(1.0), ..OptimizerConfig::transformers() },
+    stop: StopConfig { epochs: env_or("EPOCHS", 3), stop_file: Some("STOP".into()), ..StopConfig::default() },
     precision: env_or("PRECISION", Precision::Fp32),
     padding: env_or("PADDING", Padding::Dynamic),
-    max_grad_norm: Some(1.0),
-    stop_file: Some("STOP".into()),
     progress: ProgressMode::Notebook,
     ..TrainConfig::transformers_recipe()
 };
@@ -125,7 +123,8 @@ let mut sweep_models: Vec<SweepModel> = vec![
     SweepModel::new(electra_name.clone(), electra_src.clone()).with_tokenizer_if_missing("../models/minilm"),
 ];
 if let Ok(t) = std::env::var("TINYBERT_MODEL") { sweep_models.push(SweepModel::new("TinyBERT", ModelSource::parse(&t))); }
-let sweep_cfg: TrainConfig = TrainConfig { epochs: env_or("SWEEP_EPOCHS", cfg.epochs), ..cfg.clone() };
+let mut sweep_cfg: TrainConfig = cfg.clone();
+sweep_cfg.stop.epochs = env_or("SWEEP_EPOCHS", cfg.stop.epochs);
 let sw: Sweep = sweep(&sweep_models, &sweep_bs, &split, &ds.labels, &sweep_cfg, device, |_| {}).unwrap();
 evcxr_html(&dataframe_html(&sw.summary_frame()));
 """)
@@ -166,8 +165,10 @@ code("""
 use encoder_bench::train::pretrain::{Corpus, PretrainConfig, PretrainResult, pretrain_to_dir};
 let mlm_tok: TextTokenizer = TextTokenizer::from_dir("../models/minilm").unwrap();
 let pcfg: PretrainConfig = PretrainConfig {
-    max_len: 128, batch_size: 16, max_steps: Some(env_or("PRETRAIN_STEPS", 200)), learning_rate: 1e-3, log_every: 5,
-    time_budget_s: Some(env_or("PRETRAIN_MINUTES", 2.0) * 60.0), progress: ProgressMode::Notebook, ..Default::default()
+    max_len: 128, batch_size: 16, log_every: 5, progress: ProgressMode::Notebook,
+    optimizer: OptimizerConfig { learning_rate: 1e-3, ..OptimizerConfig::electra_pretraining() },
+    stop: StopConfig { max_steps: Some(env_or("PRETRAIN_STEPS", 200)), time_budget_s: Some(env_or("PRETRAIN_MINUTES", 2.0) * 60.0), ..StopConfig::default() },
+    ..Default::default()
 };
 let corpus: Corpus = Corpus::from_texts(&split.train.texts, &mlm_tok, pcfg.max_len).unwrap();
 let pre_dir: String = "../target/notebook-electra".to_string();
@@ -194,10 +195,10 @@ code("""
 use encoder_bench::train::flops::fine_tuning_flops;
 // One block: its closures and temporaries stay local to this cell.
 {
-    let ft_flops: f64 = fine_tuning_flops(pre_model.config(), &e_train, cfg.batch_size, cfg.padding, cfg.epochs, ds.num_classes());
+    let ft_flops: f64 = fine_tuning_flops(pre_model.config(), &e_train, cfg.batch_size, cfg.padding, cfg.stop.epochs, ds.num_classes());
     let ft_s: f64 = pre_fit.history.epochs.iter().map(|e| e.train_s).sum();
-    let ft_tokens: usize = e_train.ids.iter().map(Vec::len).sum::<usize>() * cfg.epochs;
-    let ft_samples: usize = e_train.len() * cfg.epochs;
+    let ft_tokens: usize = e_train.ids.iter().map(Vec::len).sum::<usize>() * cfg.stop.epochs;
+    let ft_samples: usize = e_train.len() * cfg.stop.epochs;
     let pre_samples: usize = pre.steps * pcfg.batch_size;
     let fmt = |x: f64| format!("{x:.3e}");
     let rows: Vec<Vec<String>> = vec![
@@ -219,10 +220,28 @@ millions of times more.
 """)
 
 nb = {"cells": cells, "metadata": {"kernelspec": {"display_name": "Rust (encoder-bench)", "language": "rust", "name": "rust"},
-      "language_info": {"name": "rust"}}, "nbformat": 4, "nbformat_minor": 5}
+      "language_info": {"name": "rust"},
+      "encoder_bench": {"generated_by": "scripts/make_notebook.py", "edit": "edit the generator, then `make notebook-source`"}},
+      "nbformat": 4, "nbformat_minor": 5}
+import sys
 import nbformat
 nbo = nbformat.from_dict(nb)
 nbformat.validator.normalize(nbo)
 for i, c in enumerate(nbo.cells):
     c["id"] = f"cell-{i:02d}"
-nbformat.write(nbo, "notebooks/technical_evaluation.ipynb")
+TARGET = "notebooks/technical_evaluation.ipynb"
+text = nbformat.writes(nbo) + "\n"
+if "--check" in sys.argv[1:]:
+    # The generator is the notebook's one source: a hand edit of the .ipynb,
+    # or a generator change not regenerated, fails here (make test).
+    try:
+        current = open(TARGET, encoding="utf-8").read()
+    except FileNotFoundError:
+        current = ""
+    if current != text:
+        sys.exit(f"{TARGET} differs from what scripts/make_notebook.py generates: edit the generator "
+                 f"(the notebook's one source) and run `make notebook-source`, then commit both")
+    print(f"{TARGET} matches scripts/make_notebook.py")
+else:
+    with open(TARGET, "w", encoding="utf-8") as f:
+        f.write(text)

@@ -6,12 +6,12 @@
 //! the texts it consumes, batching, the steps, and the final device
 //! synchronisation. Warm-up steps run first and are not timed.
 use crate::data::{Dataset, Encoded, Padding};
+use crate::error::{Error, Result};
 use crate::models::{ModelConfig, Precision, TextClassifier};
 use crate::tokenizer::TextTokenizer;
 use crate::train::flops::{TRAIN_FACTOR, fine_tuning_flops};
 use crate::train::optim::Optimizer;
 use crate::train::{ProgressMode, TrainConfig, train_step, validate};
-use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
@@ -160,11 +160,11 @@ pub fn run(name: &str, model: &mut dyn TextClassifier, tok: &TextTokenizer, data
     crate::device::retain_freed_cpu_memory();
     let tc = train_config(cfg);
     let bs = cfg.batch_size;
-    let mut opt = Optimizer::new(model.var_store(), &tc);
+    let mut opt = Optimizer::new(model.var_store(), &tc.optimizer);
 
     let warm = tok.encode_dataset(&cycled(data, 0, cfg.warmup_steps * bs), cfg.max_len)?;
     for b in warm.batches(bs, cfg.padding, None, device)? {
-        let _ = train_step(model, &mut opt, &b, &tc, tc.learning_rate);
+        let _ = train_step(model, &mut opt, &b, &tc, tc.optimizer.learning_rate);
     }
     synchronize(device);
     let texts = cycled(data, cfg.warmup_steps * bs, cfg.train_steps * bs);
@@ -172,7 +172,7 @@ pub fn run(name: &str, model: &mut dyn TextClassifier, tok: &TextTokenizer, data
     let enc = tok.encode_dataset(&texts, cfg.max_len)?;
     let mut loss = Tensor::zeros([], (Kind::Float, device));
     for b in enc.batches(bs, cfg.padding, None, device)? {
-        loss += train_step(model, &mut opt, &b, &tc, tc.learning_rate);
+        loss += train_step(model, &mut opt, &b, &tc, tc.optimizer.learning_rate);
     }
     let loss = loss.double_value(&[]); // synchronises
     let train_s = start.elapsed().as_secs_f64();

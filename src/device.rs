@@ -4,7 +4,7 @@
 //! environment variable (`cpu`, `cuda`, `cuda:N`, `mps`, `auto`). Asking for a
 //! device that is not there is an error, never a silent fallback to the CPU:
 //! a benchmark that quietly ran on the wrong device is worse than no number.
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 use std::fmt;
 
 /// The environment variable that overrides automatic device selection.

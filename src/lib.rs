@@ -10,11 +10,15 @@
 //! - [`tokenizer`]: Hugging Face `tokenizers` (from `tokenizer.json` or `vocab.txt`).
 //! - [`models`]: BERT and ELECTRA encoders with classifier heads, loading real
 //!   checkpoints (safetensors, PyTorch `.bin` state dicts, hub ids) unchanged.
-//! - [`train`]: loss, Adam/AdamW, schedules, `fit`/`validate`, metrics,
-//!   progress bars, checkpoints and exact resume, sweeps over models and
-//!   batch sizes; masked-LM pre-training of ELECTRA (`train::pretrain`) with
-//!   FLOP counts (`train::flops`).
+//! - [`weights`]: reading state dicts (safetensors, PyTorch `.bin`), key
+//!   mapping with a load report, model files from directories or the hub,
+//!   writing model directories.
+//! - [`train`]: configs by concern, loss, Adam/AdamW, schedules, the run core
+//!   (checkpoints, exact resume, stop checks), `fit`/`validate`, metrics,
+//!   progress bars; masked-LM pre-training of ELECTRA (`train::pretrain`)
+//!   with FLOP counts (`train::flops`).
 //! - [`report`]: run records, charts, tables.
+//! - [`sweep`]: models × batch sizes fine-tuned and reported together.
 //! - [`bench`]: training/evaluation throughput, comparable with `bench/reference.py`.
 //!
 //! ```no_run
@@ -30,6 +34,7 @@ pub mod error;
 pub mod models;
 pub mod report;
 mod simd;
+pub mod sweep;
 pub mod tokenizer;
 pub mod train;
 pub mod weights;
@@ -39,18 +44,7 @@ pub use error::{Error, Result};
 /// downstream code use the same version.
 pub use tch;
 
-/// The names a notebook or script usually needs, in one import.
-pub mod prelude {
-    pub use crate::data::{Dataset, Encoded, LabelMap, Padding, Split, WosLevel};
-    pub use crate::device::select_device;
-    pub use crate::error::{Error, Result};
-    pub use crate::models::{ElectraForMaskedLM, LoadReport, ModelSource, Precision, TextClassifier, load_classifier, save_classifier};
-    pub use crate::report::RunRecord;
-    pub use crate::tokenizer::TextTokenizer;
-    pub use crate::train::pretrain::{Corpus, PretrainConfig, PretrainResult};
-    pub use crate::train::{FitResult, History, Metrics, OptimizerKind, ProgressMode, Schedule, TrainConfig, fit, validate};
-    pub use tch::Device;
-}
+pub mod prelude;
 
 /// Unit tests that seed libtorch's process-global RNG and then draw from it
 /// hold this lock, so that a test running beside them cannot move the stream.

@@ -70,35 +70,23 @@ impl DataArgs {
     }
 }
 
-/// Every TrainConfig knob (defaults: transformers' fine-tuning recipe).
+/// Fine-tuning settings: the optimizer and stop flags come from the
+/// library's configs (defaults: transformers' fine-tuning recipe); the rest
+/// are fine-tuning's own.
 #[derive(Args, Clone)]
 struct TrainArgs {
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = TrainConfig::default().max_len)]
     max_len: usize,
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = TrainConfig::default().batch_size)]
     batch_size: usize,
     /// Evaluation batch size (default: 2 × batch size).
     #[arg(long)]
     eval_batch_size: Option<usize>,
-    #[arg(long, default_value_t = 3)]
-    epochs: usize,
-    #[arg(long, default_value_t = 5e-5)]
-    lr: f64,
-    /// adam (the seed's) or adamw.
-    #[arg(long, default_value = "adamw", value_parser = parse_optimizer)]
-    optimizer: OptimizerKind,
-    #[arg(long, default_value_t = 0.01)]
-    weight_decay: f64,
-    /// Fraction of the steps spent warming up.
-    #[arg(long, default_value_t = 0.1)]
-    warmup_ratio: f64,
-    /// linear (decay to 0) or constant after warmup.
-    #[arg(long, default_value = "linear", value_parser = parse_schedule)]
-    schedule: Schedule,
-    /// Clip the global gradient norm (0: no clipping).
-    #[arg(long, default_value_t = 1.0)]
-    max_grad_norm: f64,
-    #[arg(long, default_value_t = 0.001)]
+    #[command(flatten)]
+    optimizer: OptimizerConfig,
+    #[command(flatten)]
+    stop: StopConfig,
+    #[arg(long, default_value_t = TrainConfig::default().label_smoothing)]
     label_smoothing: f64,
     /// `max` (pad to --max-len, as the seed), `dynamic` (to each batch's longest text) or `bucketed` (dynamic, similar lengths batched together).
     #[arg(long, default_value = "dynamic", value_parser = parse_padding)]
@@ -108,15 +96,6 @@ struct TrainArgs {
     precision: encoder_bench::models::Precision,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Stop after this many optimizer steps.
-    #[arg(long)]
-    max_steps: Option<usize>,
-    /// Stop cleanly after this many seconds of training.
-    #[arg(long)]
-    time_budget: Option<f64>,
-    /// Stop cleanly when this file appears.
-    #[arg(long)]
-    stop_file: Option<PathBuf>,
     /// Device: cpu, cuda, cuda:N, mps (default: auto / ENCODER_BENCH_DEVICE).
     #[arg(long)]
     device: Option<String>,
@@ -128,38 +107,14 @@ impl TrainArgs {
             max_len: self.max_len,
             batch_size: self.batch_size,
             eval_batch_size: self.eval_batch_size,
-            epochs: self.epochs,
-            learning_rate: self.lr,
-            optimizer: self.optimizer,
-            weight_decay: self.weight_decay,
-            warmup_ratio: self.warmup_ratio,
-            schedule: self.schedule,
-            max_grad_norm: (self.max_grad_norm > 0.0).then_some(self.max_grad_norm),
+            optimizer: self.optimizer.clone(),
+            stop: self.stop.clone(),
             label_smoothing: self.label_smoothing,
             padding: self.padding,
             precision: self.precision,
             seed: self.seed,
-            max_steps: self.max_steps,
-            time_budget_s: self.time_budget,
-            stop_file: self.stop_file.clone(),
-            ..TrainConfig::transformers_recipe()
+            ..TrainConfig::default()
         }
-    }
-}
-
-fn parse_optimizer(s: &str) -> std::result::Result<OptimizerKind, String> {
-    match s {
-        "adam" => Ok(OptimizerKind::Adam),
-        "adamw" => Ok(OptimizerKind::AdamW),
-        _ => Err(format!("`{s}`: expected adam or adamw")),
-    }
-}
-
-fn parse_schedule(s: &str) -> std::result::Result<Schedule, String> {
-    match s {
-        "linear" => Ok(Schedule::Linear),
-        "constant" => Ok(Schedule::Constant),
-        _ => Err(format!("`{s}`: expected linear or constant")),
     }
 }
 
@@ -482,7 +437,7 @@ fn eval_cmd(args: EvalArgs) -> Result<()> {
 
 fn sweep_cmd(args: SweepArgs) -> Result<()> {
     use encoder_bench::report::Chart;
-    use encoder_bench::train::{SweepModel, sweep};
+    use encoder_bench::sweep::{SweepModel, sweep};
     if args.out.join("sweep.json").exists() {
         anyhow::bail!("{} already holds a sweep; choose another --out", args.out.display());
     }
@@ -528,13 +483,19 @@ fn pretrain_cmd(args: PretrainArgs) -> Result<()> {
     let cfg = PretrainConfig {
         max_len: args.max_len,
         batch_size: args.batch_size,
-        max_steps: Some(args.max_steps),
-        learning_rate: args.learning_rate,
-        warmup_ratio: args.warmup_ratio,
+        optimizer: OptimizerConfig {
+            learning_rate: args.learning_rate,
+            warmup_ratio: args.warmup_ratio,
+            ..OptimizerConfig::electra_pretraining()
+        },
+        stop: StopConfig {
+            max_steps: Some(args.max_steps),
+            time_budget_s: Some(args.minutes * 60.0),
+            stop_file: args.stop_file.clone(),
+            ..StopConfig::default()
+        },
         log_every: args.log_every,
         seed: args.seed,
-        time_budget_s: Some(args.minutes * 60.0),
-        stop_file: args.stop_file.clone(),
         progress: ProgressMode::Auto,
         checkpoint_dir: Some(args.out.join("checkpoints")),
         ..Default::default()

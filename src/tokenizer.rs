@@ -5,7 +5,7 @@
 //! unpadded id sequences (`[CLS] … [SEP]`, truncated at `max_len`); padding is
 //! decided later, per batch (see [`crate::data::batch`]).
 use crate::data::{Dataset, Encoded};
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokenizers::models::wordpiece::WordPiece;

@@ -41,12 +41,8 @@ fn minilm_last_hidden_state_matches_transformers() {
     let cfg = BertConfig::from_file(dir.join("config.json")).unwrap();
     let vs = nn::VarStore::new(Device::Cpu);
     let model = BertModel::new(&vs.root(), &cfg, true);
-    let map = encoder_bench::weights::KeyMap {
-        encoder_prefix: "",
-        strip_prefixes: &["bert."],
-        ignore: &["position_ids"],
-        may_be_missing: &[],
-    };
+    let map =
+        encoder_bench::weights::KeyMap { encoder_prefix: "", strip_prefixes: &["bert."], ignore: &["position_ids"], may_be_missing: &[] };
     let weights = read_weights(dir.join("model.safetensors")).unwrap();
     let report = encoder_bench::weights::load_into(&vs, weights, &map, &dir).unwrap();
     assert!(report.missing.is_empty() && report.unexpected.is_empty(), "{report}");

@@ -7,7 +7,7 @@ use encoder_bench::models::{ElectraConfig, ElectraForMaskedLM, ModelConfig, Mode
 use encoder_bench::tokenizer::TextTokenizer;
 use encoder_bench::train::flops::{TRAIN_FACTOR, encoder_forward_flops};
 use encoder_bench::train::pretrain::{Corpus, IGNORE_INDEX, PretrainConfig, epoch_batches, pretrain, pretrain_to_dir, resume_pretraining};
-use encoder_bench::train::{ProgressMode, StopReason};
+use encoder_bench::train::{OptimizerConfig, ProgressMode, StopConfig, StopReason};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -48,8 +48,8 @@ fn tiny_cfg(max_len: usize) -> PretrainConfig {
     PretrainConfig {
         max_len,
         batch_size: 8,
-        epochs: 3,
-        learning_rate: 2e-3,
+        stop: StopConfig { epochs: 3, ..Default::default() },
+        optimizer: OptimizerConfig { learning_rate: 2e-3, ..OptimizerConfig::electra_pretraining() },
         log_every: 4,
         progress: ProgressMode::Quiet,
         ..Default::default()
@@ -154,7 +154,8 @@ fn tiny_model_mlm_loss_drops_and_flops_are_counted() {
     let _guard = serial();
     let tok = tokenizer();
     let corpus = Corpus::from_texts(&wos_lines(20), &tok, 32).unwrap();
-    let cfg = PretrainConfig { max_steps: Some(40), batch_size: 16, learning_rate: 1e-2, ..tiny_cfg(32) };
+    let mut cfg = PretrainConfig { batch_size: 16, ..tiny_cfg(32) };
+    (cfg.stop.max_steps, cfg.optimizer.learning_rate) = (Some(40), 1e-2);
     let mcfg = tiny_config();
     let mut model = ElectraForMaskedLM::random(&mcfg, Device::Cpu, 0);
     let out = pretrain(&mut model, &corpus, &cfg).unwrap();
@@ -189,7 +190,8 @@ fn resumed_runs_give_the_uninterrupted_history_and_weights() {
     let _guard = serial();
     let tok = tokenizer();
     let corpus = Corpus::from_texts(&wos_lines(6), &tok, 32).unwrap();
-    let base = PretrainConfig { epochs: 2, ..tiny_cfg(32) };
+    let mut base = tiny_cfg(32);
+    base.stop.epochs = 2;
     let mcfg = tiny_config();
     let mut a = ElectraForMaskedLM::random(&mcfg, Device::Cpu, 5);
     let full = pretrain(&mut a, &corpus, &base).unwrap();
@@ -202,7 +204,8 @@ fn resumed_runs_give_the_uninterrupted_history_and_weights() {
     let dir = tempfile::tempdir().unwrap();
     let stop = dir.path().join("STOP");
     std::fs::write(&stop, "").unwrap();
-    let cfg = PretrainConfig { checkpoint_dir: Some(dir.path().join("ckpt")), stop_file: Some(stop.clone()), ..base.clone() };
+    let mut cfg = PretrainConfig { checkpoint_dir: Some(dir.path().join("ckpt")), ..base.clone() };
+    cfg.stop.stop_file = Some(stop.clone());
     let mut b = ElectraForMaskedLM::random(&mcfg, Device::Cpu, 5);
     let first = pretrain(&mut b, &corpus, &cfg).unwrap();
     assert_eq!((first.stop.clone(), first.steps), (StopReason::StopFile, 1));
@@ -227,7 +230,8 @@ fn resumed_runs_give_the_uninterrupted_history_and_weights() {
     assert!(e.contains("seed"), "{e}");
 
     // A time budget stops cleanly too.
-    let timed = PretrainConfig { time_budget_s: Some(0.0), ..base };
+    let mut timed = base;
+    timed.stop.time_budget_s = Some(0.0);
     let out = pretrain(&mut ElectraForMaskedLM::random(&mcfg, Device::Cpu, 5), &corpus, &timed).unwrap();
     assert_eq!((out.stop, out.steps), (StopReason::TimeBudget, 1));
 }
@@ -237,7 +241,8 @@ fn resumed_runs_give_the_uninterrupted_history_and_weights() {
 fn pretrained_dir(dir: &Path) -> ElectraForMaskedLM {
     let tok = tokenizer();
     let corpus = Corpus::from_texts(&wos_lines(4), &tok, 32).unwrap();
-    let cfg = PretrainConfig { max_steps: Some(3), ..tiny_cfg(32) };
+    let mut cfg = tiny_cfg(32);
+    cfg.stop.max_steps = Some(3);
     let (model, out) = pretrain_to_dir(&tiny_config(), &tok, &corpus, &cfg, dir, Device::Cpu, false).unwrap();
     assert_eq!(out.steps, 3);
     model

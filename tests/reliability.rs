@@ -9,11 +9,11 @@
 use encoder_bench::data::{Dataset, Encoded, LabelMap, Split, WosLevel};
 use encoder_bench::device::{check_same_device, parse_device, resolve_device};
 use encoder_bench::error::{write_atomic, write_atomic_with};
-use encoder_bench::weights::pickle::read_torch_state_dict_bytes;
 use encoder_bench::models::{
     BertConfig, ModelConfig, ModelSource, TextClassifier, load_classifier, random_classifier, read_weights, save_classifier,
 };
-use encoder_bench::train::{ProgressMode, Schedule, StopReason, TrainConfig, fit, resume, validate};
+use encoder_bench::train::{OptimizerConfig, ProgressMode, Schedule, StopConfig, StopReason, TrainConfig, fit, resume, validate};
+use encoder_bench::weights::pickle::read_torch_state_dict_bytes;
 use encoder_bench::{Error, Result};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -106,12 +106,17 @@ fn tiny_data(n: usize, classes: usize, max_len: usize) -> Encoded {
     }
 }
 
+fn with_max_steps(mut cfg: TrainConfig, n: usize) -> TrainConfig {
+    cfg.stop.max_steps = Some(n);
+    cfg
+}
+
 fn quiet(epochs: usize, dir: Option<&Path>) -> TrainConfig {
     TrainConfig {
         max_len: 16,
         batch_size: 4,
-        epochs,
-        learning_rate: 1e-3,
+        optimizer: OptimizerConfig { learning_rate: 1e-3, ..Default::default() },
+        stop: StopConfig { epochs, ..Default::default() },
         seed: 3,
         progress: ProgressMode::Quiet,
         checkpoint_dir: dir.map(Path::to_path_buf),
@@ -658,7 +663,7 @@ fn numerics_diverging_loss_stops_with_a_clear_error_and_keeps_the_last_good_chec
     let dir = tempfile::tempdir().unwrap();
     let (train, test) = (tiny_data(16, 2, 16), tiny_data(4, 2, 16));
     // Epoch 1 with a sane learning rate, then stop (a checkpoint is written).
-    let cfg = TrainConfig { max_steps: Some(4), ..quiet(2, Some(dir.path())) };
+    let cfg = with_max_steps(quiet(2, Some(dir.path())), 4);
     let first = fit(tiny_model(2, 1).as_mut(), &train, &test, &cfg).unwrap();
     assert_eq!(first.stop, StopReason::MaxSteps);
     let last = dir.path().join("last");
@@ -667,7 +672,8 @@ fn numerics_diverging_loss_stops_with_a_clear_error_and_keeps_the_last_good_chec
     // the loss, overflow. (At 1e3 this tiny model's loss stays finite: Adam
     // moves each weight by at most about the learning rate per step, and
     // LayerNorm renormalises; see docs/reliability.md.)
-    let wild = TrainConfig { learning_rate: 1e30, log_every: 1, schedule: Schedule::Constant, ..quiet(2, Some(dir.path())) };
+    let mut wild = TrainConfig { log_every: 1, ..quiet(2, Some(dir.path())) };
+    (wild.optimizer.learning_rate, wild.optimizer.schedule) = (1e30, Schedule::Constant);
     let e = err_of(resume(tiny_model(2, 1).as_mut(), &train, &test, &wild));
     assert_has(&e, &["training: loss became", "in epoch 2 by step", "learning rate may be too high", "last good checkpoint"]);
     assert!(e.contains("NaN") || e.contains("inf"), "{e}");
@@ -700,7 +706,7 @@ fn checkpoint_save_failing_during_fit_keeps_last_and_resume_recovers() {
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();
     let (train, test) = (tiny_data(16, 2, 16), tiny_data(4, 2, 16));
-    let cfg = TrainConfig { max_steps: Some(4), ..quiet(2, Some(dir.path())) };
+    let cfg = with_max_steps(quiet(2, Some(dir.path())), 4);
     fit(tiny_model(2, 1).as_mut(), &train, &test, &cfg).unwrap();
     let before = files_of(&dir.path().join("last"));
     // A file where the staging directory goes: the next save cannot be written
@@ -804,7 +810,7 @@ fn runs_existing_run_is_not_overwritten_unless_asked() {
     assert_ne!(files_of(&dir.path().join("last")), before);
     // Older configs (run records, trainer states) without the field still parse.
     let old: TrainConfig = serde_json::from_str(r#"{"epochs": 2, "checkpoint_dir": "runs/x"}"#).unwrap();
-    assert!(!old.overwrite && old.epochs == 2);
+    assert!(!old.overwrite && old.stop.epochs == 2);
 }
 
 #[test]
@@ -814,7 +820,7 @@ fn runs_resume_after_interruption_matches_the_uninterrupted_history() {
     let whole = fit(tiny_model(2, 5).as_mut(), &train, &test, &quiet(2, None)).unwrap();
     let dir = tempfile::tempdir().unwrap();
     // Interrupted mid-epoch 1 (step 2 of 3), resumed in a fresh process-like model.
-    let cut = fit(tiny_model(2, 5).as_mut(), &train, &test, &TrainConfig { max_steps: Some(2), ..quiet(2, Some(dir.path())) }).unwrap();
+    let cut = fit(tiny_model(2, 5).as_mut(), &train, &test, &with_max_steps(quiet(2, Some(dir.path())), 2)).unwrap();
     assert_eq!(cut.stop, StopReason::MaxSteps);
     let resumed = resume(tiny_model(2, 77).as_mut(), &train, &test, &quiet(2, Some(dir.path()))).unwrap();
     assert!(resumed.history.same_results(&whole.history), "{:?}\n{:?}", resumed.history, whole.history);

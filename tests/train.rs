@@ -2,7 +2,7 @@
 use encoder_bench::data::{Dataset, Encoded, Split, WosLevel};
 use encoder_bench::models::{ModelSource, TextClassifier, load_classifier};
 use encoder_bench::tokenizer::TextTokenizer;
-use encoder_bench::train::{ProgressMode, Schedule, StopReason, TrainConfig, fit, resume, validate};
+use encoder_bench::train::{OptimizerConfig, ProgressMode, Schedule, StopConfig, StopReason, TrainConfig, fit, resume, validate};
 use std::path::PathBuf;
 use tch::Device;
 
@@ -51,7 +51,7 @@ fn fine_tuning_minilm_on_the_wos_sample_learns() {
     let cfg = TrainConfig {
         max_len: 128,
         batch_size: 16,
-        epochs: 5,
+        stop: StopConfig { epochs: 5, ..Default::default() },
         seed: 0,
         progress: ProgressMode::Quiet,
         ..TrainConfig::transformers_recipe()
@@ -76,13 +76,19 @@ fn small_cfg(dir: Option<PathBuf>) -> TrainConfig {
     TrainConfig {
         max_len: 32,
         batch_size: 8,
-        epochs: 2,
-        max_grad_norm: Some(1.0),
+        optimizer: OptimizerConfig { max_grad_norm: Some(1.0), ..OptimizerConfig::transformers() },
+        stop: StopConfig { epochs: 2, ..Default::default() },
         seed: 7,
         progress: ProgressMode::Quiet,
         checkpoint_dir: dir,
         ..TrainConfig::transformers_recipe()
     }
+}
+
+/// `cfg` with its stop settings changed by `f`.
+fn with_stop(mut cfg: TrainConfig, f: impl FnOnce(&mut StopConfig)) -> TrainConfig {
+    f(&mut cfg.stop);
+    cfg
 }
 
 fn small_data() -> (Encoded, Encoded) {
@@ -103,7 +109,7 @@ fn same_seed_same_history_and_resume_matches_uninterrupted() {
 
     // Interrupted in the middle of epoch 1, then resumed in a fresh model.
     let dir = tempfile::tempdir().unwrap();
-    let first = fit(model(1).as_mut(), &train, &test, &TrainConfig { max_steps: Some(3), ..small_cfg(Some(dir.path().into())) }).unwrap();
+    let first = fit(model(1).as_mut(), &train, &test, &with_stop(small_cfg(Some(dir.path().into())), |s| s.max_steps = Some(3))).unwrap();
     assert_eq!(first.stop, StopReason::MaxSteps);
     assert_eq!(first.history.epochs.len(), 1);
     assert!(!first.history.epochs[0].complete);
@@ -117,7 +123,7 @@ fn best_checkpoint_reloads_with_the_same_predictions() {
     let _guard = serial();
     let (train, test) = small_data();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = TrainConfig { epochs: 1, ..small_cfg(Some(dir.path().into())) };
+    let cfg = with_stop(small_cfg(Some(dir.path().into())), |s| s.epochs = 1);
     let mut m = model(2);
     let out = fit(m.as_mut(), &train, &test, &cfg).unwrap();
     let (back, _) = load_classifier(&ModelSource::Dir(dir.path().join("best")), None, Device::Cpu, 0).unwrap();
@@ -131,17 +137,10 @@ fn diverging_loss_stops_with_a_clear_error_and_keeps_the_good_checkpoint() {
     let (train, test) = small_data();
     let dir = tempfile::tempdir().unwrap();
     let mut m = model(3);
-    fit(m.as_mut(), &train, &test, &TrainConfig { epochs: 1, ..small_cfg(Some(dir.path().into())) }).unwrap();
+    fit(m.as_mut(), &train, &test, &with_stop(small_cfg(Some(dir.path().into())), |s| s.epochs = 1)).unwrap();
     let before = std::fs::read(dir.path().join("last/model.safetensors")).unwrap();
-    let cfg = TrainConfig {
-        epochs: 1,
-        learning_rate: 1e38,
-        log_every: 1,
-        warmup_ratio: 0.0,
-        schedule: Schedule::Constant,
-        overwrite: true,
-        ..small_cfg(Some(dir.path().into()))
-    };
+    let mut cfg = TrainConfig { log_every: 1, overwrite: true, ..with_stop(small_cfg(Some(dir.path().into())), |s| s.epochs = 1) };
+    cfg.optimizer = OptimizerConfig { learning_rate: 1e38, warmup_ratio: 0.0, schedule: Schedule::Constant, ..cfg.optimizer };
     let e = fit(m.as_mut(), &train, &test, &cfg).unwrap_err().to_string();
     assert!(e.contains("loss became") && e.contains("learning rate"), "{e}");
     assert_eq!(std::fs::read(dir.path().join("last/model.safetensors")).unwrap(), before);
@@ -154,7 +153,7 @@ fn stop_file_ends_training_cleanly_with_history() {
     let dir = tempfile::tempdir().unwrap();
     let stop = dir.path().join("STOP");
     std::fs::write(&stop, "").unwrap();
-    let cfg = TrainConfig { stop_file: Some(stop), ..small_cfg(None) };
+    let cfg = with_stop(small_cfg(None), |s| s.stop_file = Some(stop));
     let out = fit(model(4).as_mut(), &train, &test, &cfg).unwrap();
     assert_eq!(out.stop, StopReason::StopFile);
     assert_eq!(out.history.epochs.len(), 1);

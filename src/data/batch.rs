@@ -4,7 +4,7 @@
 //! in order or in a seeded shuffle and pads each batch either to `max_len`
 //! (what the seed notebook did) or to the longest text of the batch, which
 //! saves work whenever texts are shorter than `max_len`.
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};

@@ -6,7 +6,7 @@
 //! - [`Split::stratified`]: per-class seeded shuffle, so every class keeps its
 //!   share on both sides.
 use super::Dataset;
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;

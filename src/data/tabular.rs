@@ -5,12 +5,11 @@
 //! same ids. See [`Dataset::read_csv`] and [`Dataset::read_parquet`].
 use super::text::{label_id, utf8};
 use super::{Dataset, LabelMap};
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 use polars::prelude::*;
 use std::collections::BTreeSet;
 use std::io::Cursor;
 use std::path::Path;
-
 
 /// How to point a user at a data row in error messages.
 #[derive(Clone, Copy)]

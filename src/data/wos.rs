@@ -5,7 +5,7 @@
 //! `YL2.txt` (level 2) and `Y.txt` (leaf labels). See [`Dataset::read_wos`].
 use super::text::{label_id, utf8};
 use super::{Dataset, LabelMap};
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 use std::path::Path;
 
 /// Which label file of a WOS directory to read.

@@ -4,14 +4,13 @@
 //! `forward_t` returns logits. The seed applied a softmax before
 //! `CrossEntropyLoss` (which applies its own), flattening the gradients; we
 //! keep one softmax, inside the loss, and expose probabilities separately.
-use crate::weights::{KeyMap, LoadReport, load_into, read_weights};
 use super::config::{BertConfig, ElectraConfig, ModelConfig, read_json};
-use crate::weights::ModelSource;
 use super::{BertModel, ElectraModel};
 use crate::data::LabelMap;
+use crate::error::{Error, Result};
 use crate::tokenizer::TextTokenizer;
-use crate::{Error, Result};
-use serde::{Deserialize, Serialize};
+use crate::weights::ModelSource;
+use crate::weights::{KeyMap, LoadReport, load_into, read_weights};
 use std::path::Path;
 use tch::nn;
 use tch::{Device, Kind, Tensor};
@@ -282,14 +281,6 @@ fn read_labels(config: &Path) -> Result<LabelMap> {
 /// `id2label`/`label2id`) and, if given, `tokenizer.json`; each file is
 /// written atomically, so an interrupted save never leaves a torn file.
 pub fn save_classifier(model: &dyn TextClassifier, dir: impl AsRef<Path>, tokenizer: Option<&TextTokenizer>) -> Result<()> {
-    let dir = dir.as_ref();
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let mut vars: Vec<(String, Tensor)> = model.var_store().variables().into_iter().map(|(k, v)| (k, v.to_device(Device::Cpu))).collect();
-    vars.sort_by(|a, b| a.0.cmp(&b.0));
-    let weights = dir.join("model.safetensors");
-    crate::error::write_atomic_with(&weights, |tmp| {
-        Tensor::write_safetensors(&vars, tmp).map_err(|e| Error::torch(format!("writing {}", weights.display()), e))
-    })?;
     let mut cfg = serde_json::to_value(model.config()).map_err(|e| Error::invalid("config", e.to_string()))?;
     let names = model.labels().names();
     cfg["architectures"] = serde_json::json!(["EncoderBenchClassifier"]);
@@ -297,13 +288,5 @@ pub fn save_classifier(model: &dyn TextClassifier, dir: impl AsRef<Path>, tokeni
     cfg["id2label"] =
         names.iter().enumerate().map(|(i, n)| (i.to_string(), serde_json::json!(n))).collect::<serde_json::Map<_, _>>().into();
     cfg["label2id"] = names.iter().enumerate().map(|(i, n)| (n.clone(), serde_json::json!(i))).collect::<serde_json::Map<_, _>>().into();
-    let text = serde_json::to_string_pretty(&cfg).map_err(|e| Error::invalid("config", e.to_string()))?;
-    crate::error::write_atomic(dir.join("config.json"), text.as_bytes())?;
-    if let Some(tok) = tokenizer {
-        let path = dir.join("tokenizer.json");
-        crate::error::write_atomic_with(&path, |tmp| {
-            tok.inner().save(tmp, false).map_err(|e| Error::Tokenizer { path: path.clone(), msg: e.to_string() })
-        })?;
-    }
-    Ok(())
+    crate::weights::save_pretrained(model.var_store(), &cfg, tokenizer, dir.as_ref())
 }

@@ -3,7 +3,7 @@
 //! Field names and defaults mirror `transformers`' `BertConfig` and
 //! `ElectraConfig`, so any checkpoint's config loads unchanged; values we do
 //! not implement are refused with the key named instead of being ignored.
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 

@@ -9,12 +9,12 @@
 //! own: as in transformers, it *is* `electra.embeddings.word_embeddings.weight`
 //! (the same tensor, so both uses train it), and files written here omit it,
 //! as `save_pretrained` does.
-use crate::weights::{KeyMap, LoadReport, load_into, read_weights};
 use super::config::{ElectraConfig, read_json};
 use super::electra::ElectraModel;
-use crate::weights::ModelSource;
+use crate::error::{Error, Result};
 use crate::tokenizer::TextTokenizer;
-use crate::{Error, Result};
+use crate::weights::ModelSource;
+use crate::weights::{KeyMap, LoadReport, load_into, read_weights};
 use std::path::Path;
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
@@ -141,23 +141,7 @@ impl ElectraForMaskedLM {
     /// keys, and so does [`load_classifier`](super::load_classifier) for
     /// fine-tuning.
     pub fn save(&self, dir: impl AsRef<Path>, tokenizer: Option<&TextTokenizer>) -> Result<()> {
-        let dir = dir.as_ref();
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let mut vars: Vec<(String, Tensor)> = self.vs.variables().into_iter().map(|(k, v)| (k, v.to_device(Device::Cpu))).collect();
-        vars.sort_by(|a, b| a.0.cmp(&b.0));
-        let weights = dir.join("model.safetensors");
-        crate::error::write_atomic_with(&weights, |tmp| {
-            Tensor::write_safetensors(&vars, tmp).map_err(|e| Error::torch(format!("writing {}", weights.display()), e))
-        })?;
-        let text = serde_json::to_string_pretty(&self.config_json()?).map_err(|e| Error::invalid("config", e.to_string()))?;
-        crate::error::write_atomic(dir.join("config.json"), text.as_bytes())?;
-        if let Some(tok) = tokenizer {
-            let path = dir.join("tokenizer.json");
-            crate::error::write_atomic_with(&path, |tmp| {
-                tok.inner().save(tmp, false).map_err(|e| Error::Tokenizer { path: path.clone(), msg: e.to_string() })
-            })?;
-        }
-        Ok(())
+        crate::weights::save_pretrained(&self.vs, &self.config_json()?, tokenizer, dir.as_ref())
     }
 
     /// The `config.json` that [`save`](Self::save) writes.

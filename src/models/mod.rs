@@ -9,10 +9,10 @@ pub mod electra;
 pub mod mlm;
 pub mod precision;
 
-pub use bert::BertModel;
-pub use compat::check_encoded;
 pub use crate::weights::{LoadReport, ModelFiles, ModelSource, read_weights};
+pub use bert::BertModel;
 pub use classifier::{BertClassifier, ElectraClassifier, TextClassifier, load_classifier, random_classifier, save_classifier};
+pub use compat::check_encoded;
 pub use config::{Activation, BertConfig, ElectraConfig, ModelConfig};
 pub use electra::ElectraModel;
 pub use mlm::ElectraForMaskedLM;

@@ -1,23 +1,32 @@
-//! Training settings, defaulting to the seed notebook's values.
+//! Settings by concern: the optimizer with its schedule ([`OptimizerConfig`]),
+//! when a run stops ([`StopConfig`]), and fine-tuning's own settings
+//! ([`TrainConfig`], which holds the other two). Pre-training holds the same
+//! two in its [`PretrainConfig`](super::pretrain::PretrainConfig), so one
+//! optimizer and one set of stop checks serve both.
+//!
+//! The shared configs are flattened into their holders' JSON, so run records
+//! keep the key names they always had (`learning_rate`, `epochs`, ...), and
+//! they derive `clap::Args`, so the CLI's flags are these fields.
 use crate::data::Padding;
+use crate::error::{Error, Result};
 use crate::models::Precision;
 use crate::train::progress::ProgressMode;
-use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// Which optimizer to run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum OptimizerKind {
     /// `torch.optim.Adam`: weight decay, if any, is an L2 term added to the gradient.
     Adam,
     /// `torch.optim.AdamW`: decoupled weight decay.
+    #[value(name = "adamw")]
     AdamW,
 }
 
 /// Learning-rate schedule after the warmup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Schedule {
     /// Constant after warmup.
@@ -26,43 +35,243 @@ pub enum Schedule {
     Linear,
 }
 
-/// Everything that decides a fine-tuning run. Serialised into run records.
+/// Parses a clipping threshold: a positive number, or `0`/`none` for no clipping.
+fn parse_clip(s: &str) -> std::result::Result<Option<f64>, String> {
+    if s.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    let v: f64 = s.parse().map_err(|_| format!("`{s}`: expected a positive number, or 0 / none for no clipping"))?;
+    if !v.is_finite() || v < 0.0 {
+        return Err(format!("`{s}`: expected a positive number, or 0 / none for no clipping"));
+    }
+    Ok((v > 0.0).then_some(v))
+}
+
+/// The optimizer, its hyper-parameters and its learning-rate schedule: all
+/// that [`Optimizer::new`](super::optim::Optimizer::new) and the schedule
+/// ([`OptimizerConfig::lr_at`]) read. The default is the seed's (Adam at
+/// 1e-5, constant, no clipping); [`OptimizerConfig::transformers`] is
+/// transformers' `Trainer` recipe.
+///
+/// ```
+/// use encoder_bench::train::{OptimizerConfig, OptimizerKind};
+/// let seed = OptimizerConfig::default();
+/// assert_eq!((seed.kind, seed.learning_rate, seed.max_grad_norm), (OptimizerKind::Adam, 1e-5, None));
+/// assert_eq!(OptimizerConfig::transformers().learning_rate, 5e-5);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
+#[serde(default)]
+pub struct OptimizerConfig {
+    /// Adam (the seed's) or AdamW.
+    #[serde(rename = "optimizer")]
+    #[arg(long = "optimizer", value_enum, default_value_t = OptimizerConfig::transformers().kind)]
+    pub kind: OptimizerKind,
+    /// Peak learning rate.
+    #[arg(long = "lr", default_value_t = OptimizerConfig::transformers().learning_rate)]
+    pub learning_rate: f64,
+    /// Weight decay, never applied to biases or LayerNorm parameters.
+    #[arg(long, default_value_t = OptimizerConfig::transformers().weight_decay)]
+    pub weight_decay: f64,
+    /// Adam's betas (PyTorch defaults).
+    #[arg(skip = (0.9, 0.999))]
+    pub betas: (f64, f64),
+    /// Adam's epsilon.
+    #[arg(skip = 1e-8)]
+    pub eps: f64,
+    /// Schedule after warmup.
+    #[arg(long, value_enum, default_value_t = OptimizerConfig::transformers().schedule)]
+    pub schedule: Schedule,
+    /// Fraction of all steps spent warming up linearly from zero.
+    #[arg(long, default_value_t = OptimizerConfig::transformers().warmup_ratio)]
+    pub warmup_ratio: f64,
+    /// Clip the global gradient norm to this value. None in the recipes
+    /// above; the CLI clips at 1.0 by default, as transformers'
+    /// `TrainingArguments` does (`--max-grad-norm 0` or `none`: no clipping).
+    #[arg(long, value_parser = parse_clip, default_value = "1.0")]
+    pub max_grad_norm: std::option::Option<f64>,
+}
+
+impl Default for OptimizerConfig {
+    fn default() -> Self {
+        OptimizerConfig {
+            kind: OptimizerKind::Adam,
+            learning_rate: 1e-5,
+            weight_decay: 0.0,
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            schedule: Schedule::Constant,
+            warmup_ratio: 0.0,
+            max_grad_norm: None,
+        }
+    }
+}
+
+impl OptimizerConfig {
+    /// transformers' `Trainer`: AdamW at 5e-5 with weight decay 0.01 (not on
+    /// biases/LayerNorm), linear decay after a 10% warmup.
+    ///
+    /// ```
+    /// let o = encoder_bench::train::OptimizerConfig::transformers();
+    /// assert_eq!((o.learning_rate, o.weight_decay, o.warmup_ratio), (5e-5, 0.01, 0.1));
+    /// ```
+    pub fn transformers() -> Self {
+        OptimizerConfig {
+            kind: OptimizerKind::AdamW,
+            learning_rate: 5e-5,
+            weight_decay: 0.01,
+            schedule: Schedule::Linear,
+            warmup_ratio: 0.1,
+            ..Default::default()
+        }
+    }
+
+    /// ELECTRA-small's pre-training: AdamW at 5e-4, weight decay 0.01,
+    /// epsilon 1e-6, linear decay after a 10% warmup, clipping at 1.0.
+    ///
+    /// ```
+    /// let o = encoder_bench::train::OptimizerConfig::electra_pretraining();
+    /// assert_eq!((o.learning_rate, o.eps, o.max_grad_norm), (5e-4, 1e-6, Some(1.0)));
+    /// ```
+    pub fn electra_pretraining() -> Self {
+        OptimizerConfig {
+            kind: OptimizerKind::AdamW,
+            learning_rate: 5e-4,
+            weight_decay: 0.01,
+            eps: 1e-6,
+            schedule: Schedule::Linear,
+            warmup_ratio: 0.1,
+            max_grad_norm: Some(1.0),
+            ..Default::default()
+        }
+    }
+
+    /// Checks ranges; errors name the field.
+    ///
+    /// ```
+    /// use encoder_bench::train::OptimizerConfig;
+    /// assert!(OptimizerConfig::default().validate().is_ok());
+    /// assert!(OptimizerConfig { learning_rate: f64::NAN, ..Default::default() }.validate().is_err());
+    /// ```
+    pub fn validate(&self) -> Result<()> {
+        let bad = |name: &str, msg: String| Err(Error::invalid(name, msg));
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return bad("learning_rate", format!("{} is not a positive number", self.learning_rate));
+        }
+        if !(0.0..=1.0).contains(&self.warmup_ratio) {
+            return bad("warmup_ratio", format!("{} is outside [0, 1]", self.warmup_ratio));
+        }
+        if self.weight_decay < 0.0 {
+            return bad("weight_decay", format!("{} is negative", self.weight_decay));
+        }
+        Ok(())
+    }
+
+    /// Learning rate at optimizer step `step` (0-based) of `total`.
+    ///
+    /// ```
+    /// use encoder_bench::train::{OptimizerConfig, Schedule};
+    /// let o = OptimizerConfig { learning_rate: 1.0, warmup_ratio: 0.1, schedule: Schedule::Linear, ..Default::default() };
+    /// assert_eq!(o.lr_at(0, 100), 0.0);
+    /// assert_eq!(o.lr_at(10, 100), 1.0);
+    /// assert!((o.lr_at(55, 100) - 0.5).abs() < 1e-12);
+    /// ```
+    pub fn lr_at(&self, step: usize, total: usize) -> f64 {
+        let warmup = (self.warmup_ratio * total as f64).ceil() as usize;
+        if step < warmup {
+            return self.learning_rate * step as f64 / warmup as f64;
+        }
+        match self.schedule {
+            Schedule::Constant => self.learning_rate,
+            Schedule::Linear => {
+                let left = total.saturating_sub(step) as f64;
+                let span = total.saturating_sub(warmup).max(1) as f64;
+                self.learning_rate * (left / span).max(0.0)
+            }
+        }
+    }
+}
+
+/// When a run ends: its length in epochs, and the signals that cut it short
+/// (a step limit, a time budget, a stop file). The checks themselves are in
+/// [`checkpoint::StopWatch`](super::checkpoint::StopWatch), shared by
+/// fine-tuning and pre-training.
+///
+/// How `max_steps` meets the schedule differs by design: fine-tuning's
+/// schedule spans all epochs and `max_steps` only stops the run (so a run cut
+/// short and resumed follows the same learning rates), while pre-training's
+/// `max_steps` is the run's length, as in transformers' `Trainer`.
+///
+/// ```
+/// let s = encoder_bench::train::StopConfig { max_steps: Some(10), ..Default::default() };
+/// assert!(s.reached_max_steps(10) && !s.reached_max_steps(9));
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
+#[serde(default)]
+pub struct StopConfig {
+    /// Passes over the training data.
+    #[arg(long, default_value_t = 3)]
+    pub epochs: usize,
+    /// Stop after this many optimizer steps.
+    #[arg(long)]
+    pub max_steps: Option<usize>,
+    /// Stop cleanly after this many seconds of training.
+    #[arg(long = "time-budget")]
+    pub time_budget_s: Option<f64>,
+    /// Stop cleanly when this file appears (Jupyter's interrupt cannot stop evcxr code).
+    #[arg(long)]
+    pub stop_file: Option<PathBuf>,
+}
+
+impl Default for StopConfig {
+    fn default() -> Self {
+        StopConfig { epochs: 3, max_steps: None, time_budget_s: None, stop_file: None }
+    }
+}
+
+impl StopConfig {
+    /// True once `global_step` optimizer steps reach `max_steps`.
+    pub fn reached_max_steps(&self, global_step: usize) -> bool {
+        self.max_steps.is_some_and(|m| global_step >= m)
+    }
+
+    /// Checks ranges; errors name the field.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(b) = self.time_budget_s
+            && !(b.is_finite() && b >= 0.0)
+        {
+            return Err(Error::invalid("time_budget_s", format!("{b} is not a number of seconds >= 0")));
+        }
+        Ok(())
+    }
+}
+
+/// Everything that decides a fine-tuning run. Serialised into run records
+/// (the optimizer and stop settings flattened, under their usual keys).
 ///
 /// ```
 /// let cfg = encoder_bench::train::TrainConfig::default();
-/// assert_eq!((cfg.max_len, cfg.batch_size, cfg.epochs), (64, 16, 3));
-/// assert_eq!(cfg.learning_rate, 1e-5);
+/// assert_eq!((cfg.max_len, cfg.batch_size, cfg.stop.epochs), (64, 16, 3));
+/// assert_eq!(cfg.optimizer.learning_rate, 1e-5);
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TrainConfig {
-    /// Truncation length in tokens, `[CLS]` and `[SEP]` included.
+    /// Truncation length in tokens, `[CLS]` and `[SEP]` included. The data
+    /// is encoded at this length, and `fit` refuses data encoded at another.
     pub max_len: usize,
     /// Examples per step.
     pub batch_size: usize,
     /// Examples per evaluation batch (default: twice `batch_size`; no
     /// gradients are kept, so bigger batches fit).
     pub eval_batch_size: Option<usize>,
-    /// Passes over the training set.
-    pub epochs: usize,
-    /// Peak learning rate.
-    pub learning_rate: f64,
-    /// Adam (the seed's) or AdamW.
-    pub optimizer: OptimizerKind,
-    /// Weight decay, never applied to biases or LayerNorm parameters.
-    pub weight_decay: f64,
-    /// Adam's betas and epsilon (PyTorch defaults).
-    pub betas: (f64, f64),
-    /// Adam's epsilon.
-    pub eps: f64,
+    /// Optimizer, hyper-parameters, schedule, clipping.
+    #[serde(flatten)]
+    pub optimizer: OptimizerConfig,
+    /// Epochs, step limit, time budget, stop file.
+    #[serde(flatten)]
+    pub stop: StopConfig,
     /// Label smoothing of the cross-entropy (the seed used 0.001).
     pub label_smoothing: f64,
-    /// Schedule after warmup.
-    pub schedule: Schedule,
-    /// Fraction of all steps spent warming up linearly from zero.
-    pub warmup_ratio: f64,
-    /// Clip the global gradient norm to this value.
-    pub max_grad_norm: Option<f64>,
     /// Seeds weights of new heads, dropout and shuffling.
     pub seed: u64,
     /// Shuffle the training set every epoch.
@@ -72,12 +281,6 @@ pub struct TrainConfig {
     pub padding: Padding,
     /// Validate after every epoch (otherwise only after the last).
     pub eval_every_epoch: bool,
-    /// Stop after this many optimizer steps.
-    pub max_steps: Option<usize>,
-    /// Stop cleanly after this many seconds of training.
-    pub time_budget_s: Option<f64>,
-    /// Stop cleanly when this file appears (Jupyter's interrupt cannot stop evcxr code).
-    pub stop_file: Option<PathBuf>,
     /// Read the running loss back from the device every this many steps.
     pub log_every: usize,
     /// Progress bar style.
@@ -99,23 +302,13 @@ impl Default for TrainConfig {
             max_len: 64,
             batch_size: 16,
             eval_batch_size: None,
-            epochs: 3,
-            learning_rate: 1e-5,
-            optimizer: OptimizerKind::Adam,
-            weight_decay: 0.0,
-            betas: (0.9, 0.999),
-            eps: 1e-8,
+            optimizer: OptimizerConfig::default(),
+            stop: StopConfig::default(),
             label_smoothing: 0.001,
-            schedule: Schedule::Constant,
-            warmup_ratio: 0.0,
-            max_grad_norm: None,
             seed: 0,
             shuffle: true,
             padding: Padding::Dynamic,
             eval_every_epoch: true,
-            max_steps: None,
-            time_budget_s: None,
-            stop_file: None,
             log_every: 10,
             progress: ProgressMode::Auto,
             precision: Precision::Fp32,
@@ -126,23 +319,16 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
-    /// The recipe of transformers' `Trainer`: AdamW at 5e-5 with weight decay
-    /// 0.01 (not on biases/LayerNorm), linear decay after a 10% warmup; the
-    /// other fields keep the seed's defaults.
+    /// The recipe of transformers' `Trainer` ([`OptimizerConfig::transformers`]);
+    /// the other fields keep the seed's defaults.
     ///
     /// ```
     /// let cfg = encoder_bench::train::TrainConfig::transformers_recipe();
-    /// assert_eq!((cfg.learning_rate, cfg.weight_decay, cfg.warmup_ratio), (5e-5, 0.01, 0.1));
+    /// let o = &cfg.optimizer;
+    /// assert_eq!((o.learning_rate, o.weight_decay, o.warmup_ratio), (5e-5, 0.01, 0.1));
     /// ```
     pub fn transformers_recipe() -> Self {
-        TrainConfig {
-            learning_rate: 5e-5,
-            optimizer: OptimizerKind::AdamW,
-            weight_decay: 0.01,
-            schedule: Schedule::Linear,
-            warmup_ratio: 0.1,
-            ..Default::default()
-        }
+        TrainConfig { optimizer: OptimizerConfig::transformers(), ..Default::default() }
     }
 
     /// Checks ranges; errors name the field.
@@ -154,45 +340,13 @@ impl TrainConfig {
         if self.max_len < 2 {
             return bad("max_len", format!("{} leaves no room for [CLS] and [SEP]", self.max_len));
         }
-        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return bad("learning_rate", format!("{} is not a positive number", self.learning_rate));
-        }
         if !(0.0..1.0).contains(&self.label_smoothing) {
             return bad("label_smoothing", format!("{} is outside [0, 1)", self.label_smoothing));
-        }
-        if !(0.0..=1.0).contains(&self.warmup_ratio) {
-            return bad("warmup_ratio", format!("{} is outside [0, 1]", self.warmup_ratio));
-        }
-        if self.weight_decay < 0.0 {
-            return bad("weight_decay", format!("{} is negative", self.weight_decay));
         }
         if self.log_every == 0 {
             return bad("log_every", "expected at least 1".into());
         }
-        Ok(())
-    }
-
-    /// Learning rate at optimizer step `step` (0-based) of `total`.
-    ///
-    /// ```
-    /// use encoder_bench::train::{Schedule, TrainConfig};
-    /// let cfg = TrainConfig { learning_rate: 1.0, warmup_ratio: 0.1, schedule: Schedule::Linear, ..Default::default() };
-    /// assert_eq!(cfg.lr_at(0, 100), 0.0);
-    /// assert_eq!(cfg.lr_at(10, 100), 1.0);
-    /// assert!((cfg.lr_at(55, 100) - 0.5).abs() < 1e-12);
-    /// ```
-    pub fn lr_at(&self, step: usize, total: usize) -> f64 {
-        let warmup = (self.warmup_ratio * total as f64).ceil() as usize;
-        if step < warmup {
-            return self.learning_rate * step as f64 / warmup as f64;
-        }
-        match self.schedule {
-            Schedule::Constant => self.learning_rate,
-            Schedule::Linear => {
-                let left = total.saturating_sub(step) as f64;
-                let span = total.saturating_sub(warmup).max(1) as f64;
-                self.learning_rate * (left / span).max(0.0)
-            }
-        }
+        self.optimizer.validate()?;
+        self.stop.validate()
     }
 }

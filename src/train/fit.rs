@@ -4,30 +4,21 @@
 //!
 //! Losses stay on the device and are read back every `log_every` steps, so
 //! the GPU is not synchronised on every step.
+use super::checkpoint::{
+    FINE_TUNING_SALT, StopReason, StopWatch, check_no_run, read_state, restore_weights, save_checkpoint, saved_dir, step_seed, torch_seed,
+};
 use super::config::TrainConfig;
+use super::loss::loss_fn;
 use super::metrics::{Metrics, argmax_rows};
 use super::optim::Optimizer;
 use super::progress::Progress;
 use crate::data::{Batch, Encoded};
-use crate::weights::{KeyMap, load_into, read_weights};
-use crate::models::{TextClassifier, with_precision};
-use crate::{Error, Result};
+use crate::error::{Error, Result};
+use crate::models::{TextClassifier, check_encoded, with_precision};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tch::{Kind, Tensor};
-
-/// Cross-entropy on logits with label smoothing: one softmax, inside the loss
-/// (the seed's model applied a second one before `CrossEntropyLoss`).
-///
-/// ```
-/// let logits = tch::Tensor::from_slice(&[10.0f32, 0.0, 0.0]).view([1, 3]);
-/// let loss = encoder_bench::train::loss_fn(&logits, &tch::Tensor::from_slice(&[0i64]), 0.0);
-/// assert!(loss.double_value(&[]) < 1e-3);
-/// ```
-pub fn loss_fn(logits: &Tensor, targets: &Tensor, label_smoothing: f64) -> Tensor {
-    logits.to_kind(Kind::Float).cross_entropy_loss::<Tensor>(targets, None, tch::Reduction::Mean, -100, label_smoothing)
-}
 
 /// One epoch's figures.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -103,20 +94,6 @@ pub struct Validation {
     pub seconds: f64,
 }
 
-/// Why `fit` returned.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StopReason {
-    /// All epochs ran.
-    Completed,
-    /// `max_steps` was reached.
-    MaxSteps,
-    /// `time_budget_s` ran out.
-    TimeBudget,
-    /// The stop file appeared.
-    StopFile,
-}
-
 /// The outcome of [`fit`].
 #[derive(Debug)]
 pub struct FitResult {
@@ -133,7 +110,7 @@ pub fn validate(model: &dyn TextClassifier, data: &Encoded, cfg: &TrainConfig) -
     if data.is_empty() {
         return Err(Error::invalid("validation data", "is empty"));
     }
-    crate::models::check_encoded(data, model, "validation data")?;
+    check_encoded(data, model, "validation data")?;
     let start = Instant::now();
     let outputs = super::infer::eval_batches(model, data, cfg)?;
     let loss_sum = outputs.iter().fold(Tensor::zeros([], (Kind::Float, model.var_store().device())), |acc, o| acc + &o.loss_sum);
@@ -159,25 +136,9 @@ pub fn validate(model: &dyn TextClassifier, data: &Encoded, cfg: &TrainConfig) -
     Ok(Validation { probs, targets, preds, loss, metrics, seconds: start.elapsed().as_secs_f64() })
 }
 
-struct StopWatch {
-    start: Instant,
-    budget: Option<f64>,
-    stop_file: Option<PathBuf>,
-}
-
-impl StopWatch {
-    fn check(&self) -> Option<StopReason> {
-        if self.budget.is_some_and(|b| self.start.elapsed().as_secs_f64() >= b) {
-            return Some(StopReason::TimeBudget);
-        }
-        if self.stop_file.as_ref().is_some_and(|f| f.exists()) {
-            return Some(StopReason::StopFile);
-        }
-        None
-    }
-}
-
-/// Mutable state of a run (what a `last/` checkpoint holds).
+/// Mutable state of a run (what a `last/` checkpoint holds besides the
+/// weights, the optimizer and the config).
+#[derive(Clone, Serialize, Deserialize)]
 struct RunState {
     history: History,
     global_step: usize,
@@ -188,18 +149,6 @@ struct RunState {
     epoch_loss_sum: f32,
 }
 
-/// The seed of every random draw of one step (dropout) and of one epoch's
-/// shuffle: a pure function of the run seed and the position, so a run
-/// resumed from any step draws exactly what the uninterrupted run drew.
-fn step_seed(seed: u64, epoch: usize, step: usize) -> i64 {
-    let mut x = seed ^ 0x9E37_79B9_7F4A_7C15;
-    for v in [epoch as u64, step as u64] {
-        x = (x ^ v).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        x ^= x >> 31;
-    }
-    (x >> 1) as i64
-}
-
 /// One optimizer step on `batch` at learning rate `lr`: forward (in
 /// `cfg.precision`), loss, backward, optional clipping, update. Returns the
 /// loss as a detached device scalar (reading it would synchronise the device).
@@ -208,7 +157,7 @@ pub fn train_step(model: &dyn TextClassifier, opt: &mut Optimizer, batch: &Batch
     let loss = loss_fn(&logits, &batch.targets, cfg.label_smoothing);
     opt.zero_grad();
     loss.backward();
-    if let Some(max) = cfg.max_grad_norm {
+    if let Some(max) = cfg.optimizer.max_grad_norm {
         let _ = opt.clip_grad_norm(max);
     }
     opt.step(lr);
@@ -229,18 +178,18 @@ fn train_epoch(
     watch: &StopWatch,
 ) -> Result<(f64, usize, f64, Option<StopReason>)> {
     let device = model.var_store().device();
-    let shuffle = cfg.shuffle.then(|| step_seed(cfg.seed, epoch, usize::MAX) as u64);
+    let shuffle = cfg.shuffle.then(|| torch_seed(step_seed(FINE_TUNING_SALT, cfg.seed, epoch, usize::MAX)) as u64);
     let mut batches = data.batches(cfg.batch_size, cfg.padding, shuffle, device)?;
     let total = batches.len() as u64;
     batches.advance(state.epoch_steps);
-    let bar = Progress::new(total, &format!("epoch {}/{}", epoch + 1, cfg.epochs), cfg.progress);
+    let bar = Progress::new(total, &format!("epoch {}/{}", epoch + 1, cfg.stop.epochs), cfg.progress);
     bar.set_initial(state.epoch_steps as u64);
     let mut loss_sum = Tensor::from(state.epoch_loss_sum).to_device(device);
-    let (mut lr, mut stop) = (cfg.lr_at(state.global_step, total_steps), None);
+    let (mut lr, mut stop) = (cfg.optimizer.lr_at(state.global_step, total_steps), None);
     let mut steps = state.epoch_steps;
     for b in batches {
-        tch::manual_seed(step_seed(cfg.seed, epoch, steps));
-        lr = cfg.lr_at(state.global_step, total_steps);
+        tch::manual_seed(torch_seed(step_seed(FINE_TUNING_SALT, cfg.seed, epoch, steps)));
+        lr = cfg.optimizer.lr_at(state.global_step, total_steps);
         loss_sum += train_step(model, opt, &b, cfg, lr);
         steps += 1;
         state.global_step += 1;
@@ -250,7 +199,7 @@ fn train_epoch(
             check_finite(mean, epoch, state.global_step)?;
             bar.set_postfix(&format!("loss={mean:.4}"));
         }
-        if cfg.max_steps.is_some_and(|m| state.global_step >= m) {
+        if cfg.stop.reached_max_steps(state.global_step) {
             stop = Some(StopReason::MaxSteps);
         } else {
             stop = watch.check();
@@ -305,21 +254,6 @@ pub fn resume(model: &mut dyn TextClassifier, train: &Encoded, valid: &Encoded, 
     run(model, train, valid, cfg, Some(saved_dir(dir, "last")))
 }
 
-/// Refuses to start a new run over the checkpoints of an earlier one.
-fn check_no_run(dir: &Path) -> Result<()> {
-    if let Some(found) = ["last", "best", "last.old"].iter().find(|n| dir.join(n).exists()) {
-        return Err(Error::invalid(
-            "checkpoint_dir",
-            format!(
-                "{} already holds a run ({found}/ exists): call `resume` to continue it, set `overwrite: true` in TrainConfig \
-                 to replace it, or choose another directory",
-                dir.display()
-            ),
-        ));
-    }
-    Ok(())
-}
-
 fn run(
     model: &mut dyn TextClassifier,
     train: &Encoded,
@@ -332,12 +266,24 @@ fn run(
     if train.is_empty() {
         return Err(Error::invalid("training data", "is empty"));
     }
-    crate::models::check_encoded(train, model, "training data")?;
-    crate::models::check_encoded(valid, model, "validation data")?;
+    for (data, what) in [(train, "training data"), (valid, "validation data")] {
+        check_encoded(data, model, what)?;
+        // The config owns max_len: data encoded at another length would make
+        // the run record (and the reader) believe a length that was not used.
+        if !data.is_empty() && data.max_len != cfg.max_len {
+            return Err(Error::invalid(
+                "max_len",
+                format!(
+                    "the {what} was encoded at max_len {} but the config says {}: encode it with the config's max_len",
+                    data.max_len, cfg.max_len
+                ),
+            ));
+        }
+    }
     if let (None, false, Some(dir)) = (&resume_from, cfg.overwrite, &cfg.checkpoint_dir) {
         check_no_run(dir)?;
     }
-    let mut opt = Optimizer::new(model.var_store(), cfg);
+    let mut opt = Optimizer::new(model.var_store(), &cfg.optimizer);
     let mut state = RunState { history: History::default(), global_step: 0, best_accuracy: None, epoch_steps: 0, epoch_loss_sum: 0.0 };
     if let Some(from) = &resume_from {
         state = restore(model, &mut opt, from)?;
@@ -345,20 +291,20 @@ fn run(
     let per_epoch = train.len().div_ceil(cfg.batch_size);
     // `max_steps` only stops a run; the schedule always spans all epochs, so
     // a run cut short and resumed follows the same learning rates.
-    let total_steps = per_epoch * cfg.epochs;
-    let watch = StopWatch { start: Instant::now(), budget: cfg.time_budget_s, stop_file: cfg.stop_file.clone() };
+    let total_steps = per_epoch * cfg.stop.epochs;
+    let watch = StopWatch::start(&cfg.stop);
     let mut last_validation = None;
     let mut stop = StopReason::Completed;
     let first_epoch = state.history.epochs.iter().filter(|e| e.complete).count();
-    for epoch in first_epoch..cfg.epochs {
-        if cfg.max_steps.is_some_and(|m| state.global_step >= m) {
+    for epoch in first_epoch..cfg.stop.epochs {
+        if cfg.stop.reached_max_steps(state.global_step) {
             stop = StopReason::MaxSteps;
             break;
         }
         let t0 = Instant::now();
         let (train_loss, steps, lr, cut) = train_epoch(model, &mut opt, train, cfg, epoch, &mut state, total_steps, &watch)?;
         let train_s = t0.elapsed().as_secs_f64();
-        let last = cut.is_some() || epoch + 1 == cfg.epochs;
+        let last = cut.is_some() || epoch + 1 == cfg.stop.epochs;
         let v = if (cfg.eval_every_epoch || last) && !valid.is_empty() { Some(validate(model, valid, cfg)?) } else { None };
         let rec = EpochRecord {
             epoch: epoch + 1,
@@ -405,40 +351,12 @@ fn epoch_line(r: &EpochRecord) -> String {
     )
 }
 
+/// What a fine-tuning checkpoint's `trainer_state.json` holds.
 #[derive(Serialize, Deserialize)]
 struct TrainerState {
-    global_step: usize,
-    best_accuracy: Option<f64>,
-    epoch_steps: usize,
-    epoch_loss_sum: f32,
-    history: History,
+    #[serde(flatten)]
+    run: RunState,
     config: TrainConfig,
-}
-
-/// Where [`save_dir`]'s `dir/<name>` is: itself, or `<name>.old` when a
-/// crash fell between its two renames.
-pub(crate) fn saved_dir(dir: &Path, name: &str) -> PathBuf {
-    let (fin, old) = (dir.join(name), dir.join(format!("{name}.old")));
-    if !fin.exists() && old.exists() { old } else { fin }
-}
-
-/// Writes `dir/<name>` as a whole: into `<name>.partial`, then swapped in by
-/// renames, so a crash mid-save leaves the previous checkpoint intact.
-pub(crate) fn save_dir(dir: &Path, name: &str, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let fin = dir.join(name);
-    let tmp = dir.join(format!("{name}.partial"));
-    let old = dir.join(format!("{name}.old"));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    write(&tmp)?;
-    let _ = std::fs::remove_dir_all(&old);
-    if fin.exists() {
-        std::fs::rename(&fin, &old).map_err(|e| Error::io(&fin, e))?;
-    }
-    std::fs::rename(&tmp, &fin).map_err(|e| Error::io(&fin, e))?;
-    let _ = std::fs::remove_dir_all(&old);
-    Ok(())
 }
 
 /// `best/` whenever validation accuracy improves; `last/` after every epoch
@@ -456,48 +374,20 @@ fn save_checkpoints(
     if improved {
         state.best_accuracy = acc;
     }
-    let ts = TrainerState {
-        global_step: state.global_step,
-        best_accuracy: state.best_accuracy,
-        epoch_steps: state.epoch_steps,
-        epoch_loss_sum: state.epoch_loss_sum,
-        history: state.history.clone(),
-        config: cfg.clone(),
-    };
-    let json = serde_json::to_string_pretty(&ts).map_err(|e| Error::invalid("trainer state", e.to_string()))?;
-    save_dir(dir, "last", |d| {
-        crate::models::save_classifier(model, d, None)?;
-        let st = opt.state();
-        Tensor::write_safetensors(&st, d.join("optimizer.safetensors")).map_err(|e| Error::torch("writing optimizer state", e))?;
-        std::fs::write(d.join("trainer_state.json"), &json).map_err(|e| Error::io(d.join("trainer_state.json"), e))
-    })?;
+    let ts = TrainerState { run: state.clone(), config: cfg.clone() };
+    let save_model = |d: &Path| crate::models::save_classifier(model, d, None);
+    save_checkpoint(dir, "last", save_model, Some(opt), &ts)?;
     if improved {
-        save_dir(dir, "best", |d| {
-            crate::models::save_classifier(model, d, None)?;
-            std::fs::write(d.join("trainer_state.json"), &json).map_err(|e| Error::io(d.join("trainer_state.json"), e))
-        })?;
+        save_checkpoint(dir, "best", save_model, None, &ts)?;
     }
     Ok(())
 }
 
 fn restore(model: &mut dyn TextClassifier, opt: &mut Optimizer, from: &Path) -> Result<RunState> {
-    let ts_path = from.join("trainer_state.json");
-    let text = std::fs::read_to_string(&ts_path).map_err(|e| Error::io(&ts_path, e))?;
-    let ts: TrainerState = serde_json::from_str(&text).map_err(|e| Error::config(&ts_path, "<json>", e.to_string()))?;
-    let weights_path = from.join("model.safetensors");
-    let map = KeyMap { encoder_prefix: "", strip_prefixes: &[], ignore: &[], may_be_missing: &[] };
-    load_into(model.var_store(), read_weights(&weights_path)?, &map, &weights_path)?;
-    let opt_path = from.join("optimizer.safetensors");
-    let st = read_weights(&opt_path)?;
-    opt.load_state(&st, &opt_path)?;
-    let mut history = ts.history;
+    let ts: TrainerState = read_state(from)?;
+    restore_weights(from, model.var_store(), opt)?;
+    let mut run = ts.run;
     // An epoch cut short is redone from where it stopped; its record is rewritten.
-    history.epochs.retain(|e| e.complete);
-    Ok(RunState {
-        history,
-        global_step: ts.global_step,
-        best_accuracy: ts.best_accuracy,
-        epoch_steps: ts.epoch_steps,
-        epoch_loss_sum: ts.epoch_loss_sum,
-    })
+    run.history.epochs.retain(|e| e.complete);
+    Ok(run)
 }

@@ -14,10 +14,10 @@
 //! unchanged in bf16 and a few percent slower in fp32, and at MAX_LEN 512
 //! neither changed, hence [`STREAMS_UP_TO`].
 use super::config::TrainConfig;
-use super::fit::loss_fn;
+use super::loss::loss_fn;
 use super::progress::Progress;
-use crate::Result;
 use crate::data::{Batch, Encoded};
+use crate::error::Result;
 use crate::models::precision::with_cast_cache;
 use crate::models::{TextClassifier, with_precision};
 use std::sync::Mutex;

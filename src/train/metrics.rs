@@ -5,7 +5,7 @@
 //! `labels=range(num_classes)` and `zero_division=0`: every class counts in
 //! the macro averages, also one that never occurs, and a ratio whose
 //! denominator is zero is 0 rather than NaN.
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 

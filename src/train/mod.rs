@@ -1,21 +1,26 @@
-//! Fine-tuning: loss, optimizers and schedules, the train/validate loops,
-//! metrics, progress bars and checkpoints; masked-LM pre-training of ELECTRA
-//! ([`pretrain`]) and FLOP estimates to compare the two ([`flops`]).
+//! Fine-tuning and pre-training: settings by concern ([`config`]), the
+//! optimizer and its schedule ([`optim`]), the loss ([`loss`]), the run core
+//! both loops share (run directory, checkpoints and resume, per-step seeds,
+//! stop checks: [`checkpoint`]), the fine-tuning loop with validation
+//! ([`fit`]), masked-LM pre-training of ELECTRA ([`pretrain`]), metrics,
+//! progress bars and FLOP estimates ([`flops`]).
+pub mod checkpoint;
 pub mod config;
 pub mod fit;
 pub mod flops;
 mod infer;
+pub mod loss;
 pub mod metrics;
 pub mod optim;
 pub mod pretrain;
 pub mod progress;
-pub mod sweep;
 
-pub use config::{OptimizerKind, Schedule, TrainConfig};
-pub use fit::{EpochRecord, FitResult, History, StopReason, Validation, fit, loss_fn, resume, train_step, validate};
+pub use checkpoint::StopReason;
+pub use config::{OptimizerConfig, OptimizerKind, Schedule, StopConfig, TrainConfig};
+pub use fit::{EpochRecord, FitResult, History, Validation, fit, resume, train_step, validate};
+pub use loss::loss_fn;
 pub use metrics::{ConfusionMatrix, Metrics};
 pub use pretrain::{
     Corpus, PretrainConfig, PretrainHistory, PretrainRecord, PretrainResult, pretrain, pretrain_to_dir, resume_pretraining,
 };
 pub use progress::{Progress, ProgressMode};
-pub use sweep::{Sweep, SweepModel, SweepRun, sweep};

@@ -2,8 +2,8 @@
 //! LayerNorm parameters, global-norm gradient clipping, and state that can be
 //! saved with a checkpoint and restored (libtorch's C++ optimizers, as
 //! exposed by tch, cannot export their moments, which rules out exact resume).
-use super::config::{OptimizerKind, TrainConfig};
-use crate::{Error, Result};
+use super::config::{OptimizerConfig, OptimizerKind};
+use crate::error::{Error, Result};
 use tch::{Kind, Tensor, nn};
 
 struct Param {
@@ -54,8 +54,17 @@ pub fn decays(name: &str) -> bool {
 }
 
 impl Optimizer {
-    /// Optimizes every trainable variable of `vs`.
-    pub fn new(vs: &nn::VarStore, cfg: &TrainConfig) -> Self {
+    /// Optimizes every trainable variable of `vs` per `cfg` (kind, betas,
+    /// epsilon, weight decay; the learning rate comes with each [`step`](Self::step)).
+    ///
+    /// ```
+    /// use encoder_bench::train::{OptimizerConfig, optim::Optimizer};
+    /// let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    /// let _w = vs.root().zeros("w", &[2]);
+    /// let opt = Optimizer::new(&vs, &OptimizerConfig::transformers());
+    /// assert_eq!(opt.steps(), 0);
+    /// ```
+    pub fn new(vs: &nn::VarStore, cfg: &OptimizerConfig) -> Self {
         let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, v)| v.requires_grad()).collect();
         // A fixed order makes updates, state files and clipping reproducible.
         named.sort_by(|a, b| a.0.cmp(&b.0));
@@ -65,7 +74,7 @@ impl Optimizer {
             .collect();
         let packable = params.iter().all(|p| p.var.device() != tch::Device::Cpu && p.var.kind() == Kind::Float);
         let flat = if packable && !params.is_empty() { pack(&mut params) } else { Vec::new() };
-        Optimizer { params, flat, kind: cfg.optimizer, betas: cfg.betas, eps: cfg.eps, weight_decay: cfg.weight_decay, step: 0 }
+        Optimizer { params, flat, kind: cfg.kind, betas: cfg.betas, eps: cfg.eps, weight_decay: cfg.weight_decay, step: 0 }
     }
 
     /// Optimizer steps taken so far.
@@ -333,7 +342,7 @@ mod tests {
     fn first_adam_step_moves_by_lr() {
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let w = vs.root().var("w", &[2], nn::Init::Const(1.0));
-        let cfg = TrainConfig::default();
+        let cfg = OptimizerConfig::default();
         let mut opt = Optimizer::new(&vs, &cfg);
         (&w * Tensor::from_slice(&[3.0f32, -0.5])).sum(Kind::Float).backward();
         opt.step(0.1);
@@ -346,7 +355,7 @@ mod tests {
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let w = (vs.root() / "lin").var("weight", &[1], nn::Init::Const(1.0));
         let b = (vs.root() / "lin").var("bias", &[1], nn::Init::Const(1.0));
-        let cfg = TrainConfig { optimizer: OptimizerKind::AdamW, weight_decay: 0.5, ..Default::default() };
+        let cfg = OptimizerConfig { kind: OptimizerKind::AdamW, weight_decay: 0.5, ..Default::default() };
         let mut opt = Optimizer::new(&vs, &cfg);
         ((&w + &b) * 0.0).sum(Kind::Float).backward(); // zero gradients: only decay acts
         opt.step(0.1);
@@ -358,7 +367,7 @@ mod tests {
     fn clipping_bounds_the_global_norm() {
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let w = vs.root().var("w", &[2], nn::Init::Const(0.0));
-        let opt = Optimizer::new(&vs, &TrainConfig::default());
+        let opt = Optimizer::new(&vs, &OptimizerConfig::default());
         (&w * Tensor::from_slice(&[3.0f32, 4.0])).sum(Kind::Float).backward();
         let norm = opt.clip_grad_norm(1.0);
         assert!((norm.double_value(&[]) - 5.0).abs() < 1e-5);
@@ -433,7 +442,7 @@ mod tests {
             let vs = nn::VarStore::new(tch::Device::Cpu);
             let lin = nn::linear(vs.root() / "lin", 5, 3, Default::default());
             let ln = nn::layer_norm(vs.root() / "LayerNorm", vec![3], Default::default());
-            let cfg = TrainConfig { optimizer: OptimizerKind::AdamW, weight_decay: 0.1, ..Default::default() };
+            let cfg = OptimizerConfig { kind: OptimizerKind::AdamW, weight_decay: 0.1, ..Default::default() };
             let mut opt = Optimizer::new(&vs, &cfg);
             if packed {
                 opt.flat = pack(&mut opt.params);

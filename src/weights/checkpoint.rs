@@ -5,7 +5,7 @@
 //! silently convert integer data to floats; we check shapes and dtypes
 //! ourselves and refuse mismatches.
 use super::pickle::read_torch_state_dict;
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;

@@ -1,8 +1,8 @@
 //! Weight I/O, beside the networks that use it: reading state dicts
 //! (safetensors, PyTorch `.bin` through a pickle reader that executes no
 //! code), mapping their keys onto a var store with a report of what loaded,
-//! and resolving where a model's files are (a directory, a state dict plus
-//! config, a hub id).
+//! resolving where a model's files are (a directory, a state dict plus
+//! config, a hub id), and writing a model directory ([`save_pretrained`]).
 //!
 //! ```no_run
 //! let weights = encoder_bench::weights::read_weights("models/minilm/model.safetensors")?;
@@ -11,7 +11,9 @@
 //! ```
 pub mod checkpoint;
 pub mod pickle;
+pub mod save;
 pub mod source;
 
 pub use checkpoint::{KeyMap, LoadReport, load_into, read_weights};
+pub use save::save_pretrained;
 pub use source::{ModelFiles, ModelSource};

@@ -19,7 +19,7 @@
 //! and refer to each other by index, so nothing recurses, even on drop), its
 //! stack is capped, and tensor views are bounds-checked against their storage
 //! before libtorch sees them.
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};

@@ -1,7 +1,7 @@
 //! Where a model's files come from: a local directory, a Hugging Face hub id
 //! (through `hf-hub` and its cache), or the seed's case of a bare PyTorch
 //! state dict beside a separate `config.json`.
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 

@@ -1,15 +1,14 @@
 //! The seed's analysis grid, generated instead of hand-typed: every model ×
 //! batch size fine-tuned with the same settings, collected into tables,
-//! charts and conclusions computed from the numbers.
-use super::config::TrainConfig;
-use super::fit::{History, fit};
-use super::metrics::Metrics;
+//! charts and conclusions computed from the numbers. It sits above training
+//! and reporting because it orchestrates both.
 use crate::data::{Encoded, LabelMap, Split};
+use crate::error::{Error, Result};
 use crate::models::{ModelSource, load_classifier};
 use crate::report::frames::{history_frame, save_frame};
 use crate::report::plot::LineChart;
 use crate::tokenizer::TextTokenizer;
-use crate::{Error, Result};
+use crate::train::{EpochRecord, History, Metrics, ProgressMode, TrainConfig, fit};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -108,7 +107,7 @@ pub struct Sweep {
 ///
 /// ```no_run
 /// use encoder_bench::prelude::*;
-/// use encoder_bench::train::sweep::{SweepModel, sweep};
+/// use encoder_bench::sweep::{SweepModel, sweep};
 /// let ds = Dataset::read_wos("../shared/data/wos-sample", WosLevel::L1)?;
 /// let split = Split::first_n(&ds, 168)?;
 /// let models = [SweepModel::new("MiniLM", ModelSource::parse("models/minilm"))];
@@ -149,7 +148,7 @@ pub fn sweep(
                 checkpoint_dir: base.checkpoint_dir.as_ref().map(|d| d.join(format!("{}-bs{bs}", m.name))),
                 ..base.clone()
             };
-            if cfg.progress != super::ProgressMode::Quiet {
+            if cfg.progress != ProgressMode::Quiet {
                 println!("── {} · batch size {bs} ──", m.name);
             }
             let out = fit(model.as_mut(), train, test, &cfg)?;
@@ -181,8 +180,7 @@ impl Sweep {
     /// One row per run: best and final accuracy, final losses, throughput, size.
     pub fn summary_frame(&self) -> DataFrame {
         let r = &self.runs;
-        let last =
-            |f: &dyn Fn(&super::EpochRecord) -> Option<f64>| r.iter().map(|x| x.history.epochs.last().and_then(f)).collect::<Vec<_>>();
+        let last = |f: &dyn Fn(&EpochRecord) -> Option<f64>| r.iter().map(|x| x.history.epochs.last().and_then(f)).collect::<Vec<_>>();
         let columns = vec![
             Column::new("model".into(), r.iter().map(|x| x.model.as_str()).collect::<Vec<_>>()),
             Column::new("batch_size".into(), r.iter().map(|x| x.batch_size as u64).collect::<Vec<_>>()),
@@ -319,7 +317,6 @@ impl Sweep {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::EpochRecord;
 
     fn run(model: &str, bs: usize, accs: &[f64], sps: f64) -> SweepRun {
         let epochs = accs

@@ -1,0 +1,19 @@
+//! The names a notebook or script usually needs, in one import.
+//!
+//! ```
+//! use encoder_bench::prelude::*;
+//! let cfg = TrainConfig::transformers_recipe();
+//! assert_eq!(cfg.optimizer.kind, OptimizerKind::AdamW);
+//! ```
+pub use crate::data::{Dataset, Encoded, LabelMap, Padding, Split, WosLevel};
+pub use crate::device::select_device;
+pub use crate::error::{Error, Result};
+pub use crate::models::{ElectraForMaskedLM, Precision, TextClassifier, load_classifier, save_classifier};
+pub use crate::report::RunRecord;
+pub use crate::tokenizer::TextTokenizer;
+pub use crate::train::pretrain::{Corpus, PretrainConfig, PretrainResult};
+pub use crate::train::{
+    FitResult, History, Metrics, OptimizerConfig, OptimizerKind, ProgressMode, Schedule, StopConfig, TrainConfig, fit, validate,
+};
+pub use crate::weights::{LoadReport, ModelSource};
+pub use tch::Device;

@@ -1,0 +1,196 @@
+//! The run core shared by fine-tuning ([`fit`](super::fit)) and pre-training
+//! ([`pretrain`](super::pretrain)): the run directory's layout and its
+//! crash-safe saves, the trainer state written beside the weights and read
+//! back to resume, the per-step seed that makes a resumed run draw what the
+//! uninterrupted one drew, and the checks that stop a run.
+//!
+//! A run directory holds `last/` (weights, `optimizer.safetensors`,
+//! `trainer_state.json`: everything needed to continue) and, for
+//! fine-tuning, `best/`. Each is written whole into `<name>.partial` and
+//! swapped in by renames, so a crash mid-save leaves the previous one intact.
+//!
+//! ```
+//! use encoder_bench::train::checkpoint::{save_dir, saved_dir};
+//! let dir = tempfile::tempdir()?;
+//! save_dir(dir.path(), "last", |d| encoder_bench::error::write_atomic(d.join("x"), b"1"))?;
+//! assert_eq!(saved_dir(dir.path(), "last"), dir.path().join("last"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+use super::config::StopConfig;
+use super::optim::Optimizer;
+use crate::error::{Error, Result};
+use crate::weights::{KeyMap, load_into, read_weights};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tch::{Tensor, nn};
+
+/// The file in a checkpoint holding the run's position and settings.
+pub const TRAINER_STATE: &str = "trainer_state.json";
+/// The file in a checkpoint holding the optimizer's moments.
+pub const OPTIMIZER_STATE: &str = "optimizer.safetensors";
+/// The file in a checkpoint holding the weights.
+pub const WEIGHTS: &str = "model.safetensors";
+
+/// Why a run returned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// All epochs ran.
+    Completed,
+    /// `max_steps` was reached.
+    MaxSteps,
+    /// `time_budget_s` ran out.
+    TimeBudget,
+    /// The stop file appeared.
+    StopFile,
+}
+
+/// Salt of fine-tuning's per-step seeds (see [`step_seed`]).
+pub const FINE_TUNING_SALT: u64 = 0x9E37_79B9_7F4A_7C15;
+/// Salt of pre-training's per-step seeds (see [`step_seed`]).
+pub const PRETRAINING_SALT: u64 = 0xD1B5_4A32_D192_ED03;
+
+/// The seed of every random draw of one step (dropout, masks) and of one
+/// epoch's shuffle (`step = usize::MAX`): a pure function of the run seed and
+/// the position, so a run resumed from any step draws exactly what the
+/// uninterrupted run drew. `salt` keeps fine-tuning's and pre-training's
+/// streams apart.
+///
+/// ```
+/// use encoder_bench::train::checkpoint::{FINE_TUNING_SALT, step_seed};
+/// assert_eq!(step_seed(FINE_TUNING_SALT, 0, 1, 2), step_seed(FINE_TUNING_SALT, 0, 1, 2));
+/// assert_ne!(step_seed(FINE_TUNING_SALT, 0, 1, 2), step_seed(FINE_TUNING_SALT, 0, 2, 1));
+/// ```
+pub fn step_seed(salt: u64, seed: u64, epoch: usize, step: usize) -> u64 {
+    let mut x = seed ^ salt;
+    for v in [epoch as u64, step as u64] {
+        x = (x ^ v).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x ^= x >> 31;
+    }
+    x
+}
+
+/// A [`step_seed`] as libtorch's `manual_seed` takes it (non-negative).
+pub fn torch_seed(seed: u64) -> i64 {
+    (seed >> 1) as i64
+}
+
+/// The time-budget and stop-file checks of a run, from the moment it starts.
+///
+/// ```
+/// use encoder_bench::train::StopConfig;
+/// use encoder_bench::train::checkpoint::StopWatch;
+/// let w = StopWatch::start(&StopConfig { time_budget_s: Some(3600.0), ..Default::default() });
+/// assert_eq!(w.check(), None);
+/// ```
+#[derive(Debug)]
+pub struct StopWatch {
+    start: Instant,
+    budget: Option<f64>,
+    stop_file: Option<PathBuf>,
+}
+
+impl StopWatch {
+    /// Starts the clock for the signals of `stop`.
+    pub fn start(stop: &StopConfig) -> Self {
+        StopWatch { start: Instant::now(), budget: stop.time_budget_s, stop_file: stop.stop_file.clone() }
+    }
+
+    /// Seconds since the start.
+    pub fn elapsed_s(&self) -> f64 {
+        self.start.elapsed().as_secs_f64()
+    }
+
+    /// The signal that asks the run to stop now, if any: the time budget
+    /// first, then the stop file.
+    pub fn check(&self) -> Option<StopReason> {
+        if self.budget.is_some_and(|b| self.elapsed_s() >= b) {
+            return Some(StopReason::TimeBudget);
+        }
+        if self.stop_file.as_ref().is_some_and(|f| f.exists()) {
+            return Some(StopReason::StopFile);
+        }
+        None
+    }
+}
+
+/// Where `dir/<name>` (written by [`save_dir`]) is: itself, or `<name>.old`
+/// when a crash fell between its two renames.
+pub fn saved_dir(dir: &Path, name: &str) -> PathBuf {
+    let (fin, old) = (dir.join(name), dir.join(format!("{name}.old")));
+    if !fin.exists() && old.exists() { old } else { fin }
+}
+
+/// Writes `dir/<name>` as a whole: into `<name>.partial`, then swapped in by
+/// renames, so a crash mid-save leaves the previous checkpoint intact.
+pub fn save_dir(dir: &Path, name: &str, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let fin = dir.join(name);
+    let tmp = dir.join(format!("{name}.partial"));
+    let old = dir.join(format!("{name}.old"));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    write(&tmp)?;
+    let _ = std::fs::remove_dir_all(&old);
+    if fin.exists() {
+        std::fs::rename(&fin, &old).map_err(|e| Error::io(&fin, e))?;
+    }
+    std::fs::rename(&tmp, &fin).map_err(|e| Error::io(&fin, e))?;
+    let _ = std::fs::remove_dir_all(&old);
+    Ok(())
+}
+
+/// Refuses to start a new run over the checkpoints of an earlier one.
+pub fn check_no_run(dir: &Path) -> Result<()> {
+    if let Some(found) = ["last", "best", "last.old"].iter().find(|n| dir.join(n).exists()) {
+        return Err(Error::invalid(
+            "checkpoint_dir",
+            format!(
+                "{} already holds a run ({found}/ exists): call `resume` to continue it, set `overwrite: true` in the config \
+                 to replace it, or choose another directory",
+                dir.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Writes `dir/<name>` as one checkpoint: the model (by `save_model`, which
+/// writes weights, config and tokenizer as a model directory), the
+/// optimizer's moments when given, and `state` as [`TRAINER_STATE`].
+pub fn save_checkpoint<S: Serialize>(
+    dir: &Path,
+    name: &str,
+    save_model: impl FnOnce(&Path) -> Result<()>,
+    opt: Option<&Optimizer>,
+    state: &S,
+) -> Result<()> {
+    let json = serde_json::to_string_pretty(state).map_err(|e| Error::invalid("trainer state", e.to_string()))?;
+    save_dir(dir, name, |d| {
+        save_model(d)?;
+        if let Some(opt) = opt {
+            let path = d.join(OPTIMIZER_STATE);
+            Tensor::write_safetensors(&opt.state(), &path).map_err(|e| Error::torch(format!("writing {}", path.display()), e))?;
+        }
+        crate::error::write_atomic(d.join(TRAINER_STATE), json.as_bytes())
+    })
+}
+
+/// Reads the trainer state of the checkpoint in `from`.
+pub fn read_state<S: DeserializeOwned>(from: &Path) -> Result<S> {
+    let path = from.join(TRAINER_STATE);
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::config(&path, "<json>", e.to_string()))
+}
+
+/// Loads the weights and optimizer moments of the checkpoint in `from` into
+/// `vs` and `opt` (keys exactly as saved).
+pub fn restore_weights(from: &Path, vs: &nn::VarStore, opt: &mut Optimizer) -> Result<()> {
+    let weights = from.join(WEIGHTS);
+    let map = KeyMap { encoder_prefix: "", strip_prefixes: &[], ignore: &[], may_be_missing: &[] };
+    load_into(vs, read_weights(&weights)?, &map, &weights)?;
+    let opt_path = from.join(OPTIMIZER_STATE);
+    opt.load_state(&read_weights(&opt_path)?, &opt_path)
+}

@@ -1,0 +1,125 @@
+//! Pre-training's settings: the sequence and batch shape, masking, and the
+//! shared optimizer ([`OptimizerConfig`]) and stop ([`StopConfig`]) configs,
+//! flattened into the JSON under their usual keys.
+use crate::error::{Error, Result};
+use crate::train::config::{OptimizerConfig, StopConfig};
+use crate::train::progress::ProgressMode;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Everything that decides a pre-training run. Serialised into checkpoints.
+///
+/// ```
+/// let cfg = encoder_bench::train::pretrain::PretrainConfig::default();
+/// assert_eq!((cfg.mask_prob, cfg.mask_token_ratio, cfg.random_token_ratio), (0.15, 0.8, 0.1));
+/// let o = &cfg.optimizer;
+/// assert_eq!((o.learning_rate, o.weight_decay, o.max_grad_norm), (5e-4, 0.01, Some(1.0)));
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PretrainConfig {
+    /// Sequence length in tokens, `[CLS]` and `[SEP]` included; longer
+    /// documents are cut into several sequences (nothing is thrown away).
+    pub max_len: usize,
+    /// Sequences per step.
+    pub batch_size: usize,
+    /// Optimizer and schedule (default: ELECTRA-small's, AdamW at 5e-4).
+    /// The learning-rate schedule spans `stop.max_steps` when set, else all epochs.
+    #[serde(flatten)]
+    pub optimizer: OptimizerConfig,
+    /// Epochs (ignored when `max_steps` is set), total optimizer steps
+    /// (overrides epochs, as in transformers' Trainer), time budget (of this
+    /// call; a resumed run gets a fresh budget), stop file.
+    #[serde(flatten)]
+    pub stop: StopConfig,
+    /// Probability that a non-special token is chosen for prediction.
+    pub mask_prob: f64,
+    /// Of the chosen tokens, the fraction replaced by `[MASK]`.
+    pub mask_token_ratio: f64,
+    /// Of the chosen tokens, the fraction replaced by a random token (the
+    /// rest keep their token).
+    pub random_token_ratio: f64,
+    /// Seeds shuffling, masking and dropout (the initial weights are seeded
+    /// where the model is made, e.g. [`ElectraForMaskedLM::random`]).
+    pub seed: u64,
+    /// Read loss and masked-token accuracy back from the device and record
+    /// them every this many steps.
+    pub log_every: usize,
+    /// Progress bar style.
+    pub progress: ProgressMode,
+    /// Where the `last/` checkpoint (model, optimizer, trainer state) goes.
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Also checkpoint every this many steps (always at the end and at a stop).
+    pub checkpoint_every: Option<usize>,
+}
+
+impl Default for PretrainConfig {
+    fn default() -> Self {
+        PretrainConfig {
+            max_len: 128,
+            batch_size: 32,
+            optimizer: OptimizerConfig::electra_pretraining(),
+            stop: StopConfig { epochs: 10, ..Default::default() },
+            mask_prob: 0.15,
+            mask_token_ratio: 0.8,
+            random_token_ratio: 0.1,
+            seed: 0,
+            log_every: 10,
+            progress: ProgressMode::Auto,
+            checkpoint_dir: None,
+            checkpoint_every: None,
+        }
+    }
+}
+
+impl PretrainConfig {
+    /// Checks ranges; errors name the field.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |name: &str, msg: String| Err(Error::invalid(name, msg));
+        if self.batch_size == 0 {
+            return bad("batch_size", "expected at least 1".into());
+        }
+        if self.max_len < 3 {
+            return bad("max_len", format!("{} leaves no room for a token between [CLS] and [SEP]", self.max_len));
+        }
+        if !(self.mask_prob > 0.0 && self.mask_prob <= 1.0) {
+            return bad("mask_prob", format!("{} is outside (0, 1]", self.mask_prob));
+        }
+        let (m, r) = (self.mask_token_ratio, self.random_token_ratio);
+        if !(m >= 0.0 && r >= 0.0 && m + r <= 1.0 + 1e-12) {
+            return bad("random_token_ratio", format!("mask {m} + random {r} must be non-negative and at most 1"));
+        }
+        if self.log_every == 0 {
+            return bad("log_every", "expected at least 1".into());
+        }
+        if self.checkpoint_every == Some(0) {
+            return bad("checkpoint_every", "expected at least 1".into());
+        }
+        if self.stop.max_steps.is_none() && self.stop.epochs == 0 {
+            return bad("epochs", "expected at least 1 (or set max_steps)".into());
+        }
+        self.optimizer.validate()?;
+        self.stop.validate()
+    }
+
+    /// Optimizer steps of the whole run on a corpus of `sequences`.
+    ///
+    /// ```
+    /// use encoder_bench::train::pretrain::PretrainConfig;
+    /// use encoder_bench::train::StopConfig;
+    /// let cfg = PretrainConfig { batch_size: 4, stop: StopConfig { epochs: 3, ..Default::default() }, ..Default::default() };
+    /// assert_eq!(cfg.total_steps(10), 9);
+    /// let capped = PretrainConfig { stop: StopConfig { max_steps: Some(5), ..cfg.stop.clone() }, ..cfg };
+    /// assert_eq!(capped.total_steps(10), 5);
+    /// ```
+    pub fn total_steps(&self, sequences: usize) -> usize {
+        self.stop.max_steps.unwrap_or(sequences.div_ceil(self.batch_size.max(1)) * self.stop.epochs)
+    }
+
+    /// The fields that decide which batches and masks are drawn; a resumed
+    /// run must not change them.
+    pub(super) fn data_recipe(&self) -> (usize, usize, u64, [u64; 3]) {
+        let bits = [self.mask_prob.to_bits(), self.mask_token_ratio.to_bits(), self.random_token_ratio.to_bits()];
+        (self.max_len, self.batch_size, self.seed, bits)
+    }
+}

@@ -1,0 +1,405 @@
+//! Masked-language-model pre-training of an ELECTRA generator
+//! ([`ElectraForMaskedLM`]) on plain text, producing the state dict the
+//! notebook fine-tunes (what the seed's `babylm_model.bin` is).
+//!
+//! The recipe is BERT's, as transformers' `DataCollatorForLanguageModeling`
+//! implements it: every non-special token is chosen with probability 0.15;
+//! a chosen token becomes `[MASK]` 80% of the time, a random token 10% and
+//! stays itself 10%; the loss is the cross-entropy over chosen positions only
+//! (labels -100 elsewhere). `[CLS]`, `[SEP]` and padding are never chosen.
+//! Masks are drawn anew for every batch of every epoch (dynamic masking,
+//! RoBERTa-style) from a seed that is a pure function of the run seed, the
+//! epoch and the step, so a run is reproducible and resuming from any step
+//! draws exactly what the uninterrupted run drew.
+//!
+//! ```no_run
+//! use encoder_bench::models::{ElectraConfig, ElectraForMaskedLM};
+//! use encoder_bench::tokenizer::TextTokenizer;
+//! use encoder_bench::train::pretrain::{Corpus, PretrainConfig, pretrain};
+//! let tok = TextTokenizer::from_dir("models/minilm")?;
+//! let cfg = PretrainConfig { stop: encoder_bench::train::StopConfig { max_steps: Some(200), ..Default::default() }, ..Default::default() };
+//! let corpus = Corpus::from_text_file("../shared/data/wos-sample/X.txt", &tok, cfg.max_len)?;
+//! let model_cfg = ElectraConfig::from_file("tests/fixtures/large/electra-seed/config.json")?;
+//! let mut model = ElectraForMaskedLM::random(&model_cfg, tch::Device::Cpu, 0);
+//! let out = pretrain(&mut model, &corpus, &cfg)?;
+//! for r in &out.history.records { println!("step {}: loss {:.3}, masked acc {:.3}", r.step, r.loss, r.accuracy); }
+//! model.save("models/my-electra", Some(&tok))?;
+//! # Ok::<(), encoder_bench::Error>(())
+//! ```
+mod config;
+mod masking;
+
+pub use config::PretrainConfig;
+pub use masking::{Corpus, IGNORE_INDEX, MlmBatch, MlmBatches, epoch_batches};
+
+use super::checkpoint::{
+    PRETRAINING_SALT, StopReason, StopWatch, read_state, restore_weights, save_checkpoint, saved_dir, step_seed, torch_seed,
+};
+use super::flops::{TRAIN_FACTOR, encoder_forward_flops, mlm_head_forward_flops};
+use super::optim::Optimizer;
+use super::progress::Progress;
+use crate::error::{Error, Result};
+use crate::models::{ElectraConfig, ElectraForMaskedLM, ModelConfig};
+use crate::tokenizer::TextTokenizer;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use tch::{Device, Kind, Tensor};
+
+/// The corpus used when none is given: the shipped WOS sample's abstracts.
+pub const DEFAULT_CORPUS: &str = "../shared/data/wos-sample/X.txt";
+
+/// Figures over the `log_every` steps ending at `step`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PretrainRecord {
+    /// Optimizer steps done (1-based: the record after the first step is step 1).
+    pub step: usize,
+    /// Epochs done, fractional (`step / steps per epoch`).
+    pub epoch: f64,
+    /// Mean masked-LM loss (cross-entropy over chosen positions) of the window's steps.
+    pub loss: f64,
+    /// Fraction of the window's chosen positions whose original token is the argmax.
+    pub accuracy: f64,
+    /// Chosen positions in the window.
+    pub masked_tokens: u64,
+    /// Real (non-padding) tokens processed since the start of the run.
+    pub tokens: u64,
+    /// Estimated training FLOPs since the start of the run (see [`super::flops`]).
+    pub flops: f64,
+    /// Learning rate of the window's last step.
+    pub lr: f64,
+    /// Seconds of training since the start of the run (resumed runs included).
+    pub elapsed_s: f64,
+    /// True for a window cut short by a stop (time budget, stop file): a
+    /// resumed run finishes that window and records it in full instead.
+    pub partial: bool,
+}
+
+/// The records of a run, in order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PretrainHistory {
+    /// One record every `log_every` steps, plus the last (possibly shorter) window.
+    pub records: Vec<PretrainRecord>,
+}
+
+impl PretrainHistory {
+    /// The same results ignoring timings: what determinism can promise.
+    pub fn same_results(&self, other: &PretrainHistory) -> bool {
+        let strip = |h: &PretrainHistory| h.records.iter().map(|r| PretrainRecord { elapsed_s: 0.0, ..r.clone() }).collect::<Vec<_>>();
+        strip(self) == strip(other)
+    }
+
+    /// `(step, loss)` pairs, for a chart.
+    pub fn losses(&self) -> Vec<(usize, f64)> {
+        self.records.iter().map(|r| (r.step, r.loss)).collect()
+    }
+}
+
+/// The outcome of [`pretrain`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PretrainResult {
+    /// Loss and masked-token accuracy every `log_every` steps.
+    pub history: PretrainHistory,
+    /// Why training ended.
+    pub stop: StopReason,
+    /// Optimizer steps done in all.
+    pub steps: usize,
+    /// Real tokens processed in all.
+    pub tokens: u64,
+    /// Tokens processed including padding (what the model computed on).
+    pub padded_tokens: u64,
+    /// Chosen (predicted) positions in all.
+    pub masked_tokens: u64,
+    /// Estimated training FLOPs in all (see [`super::flops`]).
+    pub flops: f64,
+    /// Seconds of training in all (resumed runs included).
+    pub elapsed_s: f64,
+    /// Trainable parameters of the model (tied decoder counted once).
+    pub parameters: i64,
+    /// Sequences in the corpus.
+    pub sequences: usize,
+}
+
+/// Running sums of the current log window. Loss and hits stay on the
+/// device and are read back every `log_every` steps, so the GPU is not
+/// synchronised on every step.
+struct Window {
+    steps: usize,
+    loss_sum: Tensor,
+    correct: Tensor,
+    masked: u64,
+}
+
+impl Window {
+    fn new(device: Device, loss_sum: f32, correct: i64, steps: usize, masked: u64) -> Self {
+        Window { steps, loss_sum: Tensor::from(loss_sum).to_device(device), correct: Tensor::from(correct).to_device(device), masked }
+    }
+}
+
+/// Progress of a run: what a `last/` checkpoint holds besides weights and moments.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PretrainState {
+    global_step: usize,
+    epoch: usize,
+    epoch_step: usize,
+    tokens: u64,
+    padded_tokens: u64,
+    masked_tokens: u64,
+    flops: f64,
+    elapsed_s: f64,
+    window_steps: usize,
+    window_loss_sum: f32,
+    window_correct: i64,
+    window_masked: u64,
+    history: PretrainHistory,
+    config: PretrainConfig,
+}
+
+/// Pre-trains `model` with masked-LM on `corpus` per `cfg` and returns the
+/// history (step, loss, masked-token accuracy, tokens, FLOPs, wall time).
+/// Stops cleanly at `max_steps`/`epochs`, when `time_budget_s` runs out or
+/// when `stop_file` appears, writing `checkpoint_dir/last/` if set.
+pub fn pretrain(model: &mut ElectraForMaskedLM, corpus: &Corpus, cfg: &PretrainConfig) -> Result<PretrainResult> {
+    run(model, corpus, cfg, None)
+}
+
+/// Continues a run from `checkpoint_dir/last/` (written by an earlier
+/// [`pretrain`] with the same corpus and data settings): weights, optimizer
+/// moments, position, counters and history are restored, and the result is
+/// the one the uninterrupted run would have given.
+pub fn resume_pretraining(model: &mut ElectraForMaskedLM, corpus: &Corpus, cfg: &PretrainConfig) -> Result<PretrainResult> {
+    let dir = cfg
+        .checkpoint_dir
+        .as_ref()
+        .ok_or_else(|| Error::invalid("checkpoint_dir", "resuming needs the checkpoint directory of the run to continue"))?;
+    run(model, corpus, cfg, Some(saved_dir(dir, "last")))
+}
+
+fn run(model: &mut ElectraForMaskedLM, corpus: &Corpus, cfg: &PretrainConfig, resume_from: Option<PathBuf>) -> Result<PretrainResult> {
+    cfg.validate()?;
+    crate::device::retain_freed_cpu_memory();
+    if corpus.is_empty() {
+        return Err(Error::invalid("corpus", "is empty"));
+    }
+    if corpus.max_len != cfg.max_len {
+        return Err(Error::invalid(
+            "max_len",
+            format!("the corpus was cut at {} tokens but the config says {}", corpus.max_len, cfg.max_len),
+        ));
+    }
+    let mcfg = model.config().clone();
+    if cfg.max_len as i64 > mcfg.max_position_embeddings {
+        return Err(Error::invalid(
+            "max_len",
+            format!("{} exceeds the model's max_position_embeddings {}", cfg.max_len, mcfg.max_position_embeddings),
+        ));
+    }
+    if corpus.vocab_size > mcfg.vocab_size {
+        return Err(Error::invalid(
+            "vocab_size",
+            format!("the tokenizer has {} tokens but the model's vocabulary only {}", corpus.vocab_size, mcfg.vocab_size),
+        ));
+    }
+    let device = model.var_store().device();
+    let ocfg = &cfg.optimizer;
+    let mut opt = Optimizer::new(model.var_store(), ocfg);
+    let mut st = PretrainState {
+        global_step: 0,
+        epoch: 0,
+        epoch_step: 0,
+        tokens: 0,
+        padded_tokens: 0,
+        masked_tokens: 0,
+        flops: 0.0,
+        elapsed_s: 0.0,
+        window_steps: 0,
+        window_loss_sum: 0.0,
+        window_correct: 0,
+        window_masked: 0,
+        history: PretrainHistory::default(),
+        config: cfg.clone(),
+    };
+    if let Some(from) = &resume_from {
+        st = restore(model, &mut opt, from, cfg)?;
+        st.config = cfg.clone();
+    }
+    let per_epoch = corpus.len().div_ceil(cfg.batch_size);
+    let total = cfg.total_steps(corpus.len());
+    let watch = StopWatch::start(&cfg.stop);
+    let elapsed_before = st.elapsed_s;
+    let elapsed = || elapsed_before + watch.elapsed_s();
+    let flop_cfg = ModelConfig::Electra(mcfg.clone());
+    let mut window = Window::new(device, st.window_loss_sum, st.window_correct, st.window_steps, st.window_masked);
+    let bar = Progress::new(total as u64, "pretrain", cfg.progress);
+    bar.set_initial(st.global_step as u64);
+    let mut lr = ocfg.lr_at(st.global_step.saturating_sub(1), total);
+    let mut stop = None;
+    'epochs: while st.global_step < total {
+        let mut batches = epoch_batches(corpus, cfg, st.epoch, device)?;
+        batches.advance(st.epoch_step);
+        for b in batches {
+            tch::manual_seed(torch_seed(step_seed(PRETRAINING_SALT, cfg.seed, st.epoch, st.epoch_step)));
+            let positions = b.labels.ne(IGNORE_INDEX);
+            let targets = b.labels.masked_select(&positions);
+            let logits = model.masked_logits(&b.input_ids, &b.attention_mask, None, &positions, true).to_kind(Kind::Float);
+            let loss = logits.cross_entropy_loss::<Tensor>(&targets, None, tch::Reduction::Mean, IGNORE_INDEX, 0.0);
+            opt.zero_grad();
+            loss.backward();
+            if let Some(max) = ocfg.max_grad_norm {
+                let _ = opt.clip_grad_norm(max);
+            }
+            lr = ocfg.lr_at(st.global_step, total);
+            opt.step(lr);
+            tch::no_grad(|| {
+                window.loss_sum += loss.detach();
+                window.correct += logits.argmax(-1, false).eq_tensor(&targets).sum(Kind::Int64);
+            });
+            window.steps += 1;
+            window.masked += b.masked as u64;
+            st.global_step += 1;
+            st.epoch_step += 1;
+            st.tokens += b.tokens as u64;
+            st.padded_tokens += (b.rows * b.width) as u64;
+            st.masked_tokens += b.masked as u64;
+            st.flops += TRAIN_FACTOR * (encoder_forward_flops(&flop_cfg, b.rows, b.width) + mlm_head_forward_flops(&mcfg, b.masked));
+            bar.inc(1);
+            if st.global_step.is_multiple_of(cfg.log_every) || st.global_step == total {
+                let rec = flush(&mut window, &st, per_epoch, lr, elapsed(), false, device)?;
+                bar.set_postfix(&format!("loss={:.4}, acc={:.3}", rec.loss, rec.accuracy));
+                st.history.records.push(rec);
+            }
+            if st.epoch_step == per_epoch {
+                st.epoch += 1;
+                st.epoch_step = 0;
+            }
+            stop = if st.global_step >= total { None } else { watch.check() };
+            let periodic = cfg.checkpoint_every.is_some_and(|n| st.global_step.is_multiple_of(n));
+            if (stop.is_some() || st.global_step >= total || periodic)
+                && let Some(dir) = &cfg.checkpoint_dir
+            {
+                st.elapsed_s = elapsed();
+                save_last(model, &opt, &mut st, &window, dir)?;
+            }
+            if stop.is_some() || st.global_step >= total {
+                break 'epochs;
+            }
+            if st.epoch_step == 0 {
+                break; // the epoch is over: reshuffle
+            }
+        }
+    }
+    bar.finish();
+    st.elapsed_s = elapsed();
+    let mut history = st.history.clone();
+    // The checkpoint keeps the cut window open (a resumed run completes it);
+    // the caller sees it now, marked partial.
+    if stop.is_some() && window.steps > 0 {
+        history.records.push(flush(&mut window, &st, per_epoch, lr, st.elapsed_s, true, device)?);
+    }
+    Ok(PretrainResult {
+        history,
+        stop: stop.unwrap_or(if cfg.stop.max_steps.is_some() { StopReason::MaxSteps } else { StopReason::Completed }),
+        steps: st.global_step,
+        tokens: st.tokens,
+        padded_tokens: st.padded_tokens,
+        masked_tokens: st.masked_tokens,
+        flops: st.flops,
+        elapsed_s: st.elapsed_s,
+        parameters: model.num_parameters(),
+        sequences: corpus.len(),
+    })
+}
+
+/// Reads the window back from the device, turns it into a record and clears it.
+fn flush(
+    w: &mut Window,
+    st: &PretrainState,
+    per_epoch: usize,
+    lr: f64,
+    elapsed_s: f64,
+    partial: bool,
+    device: Device,
+) -> Result<PretrainRecord> {
+    let loss = w.loss_sum.double_value(&[]) / w.steps.max(1) as f64;
+    if !loss.is_finite() {
+        return Err(Error::Training(format!(
+            "masked-LM loss became {loss} by step {}: stopped (the learning rate may be too high); the last checkpoint, if any, is kept",
+            st.global_step
+        )));
+    }
+    let correct = w.correct.int64_value(&[]);
+    let rec = PretrainRecord {
+        step: st.global_step,
+        epoch: st.global_step as f64 / per_epoch as f64,
+        loss,
+        accuracy: correct as f64 / w.masked.max(1) as f64,
+        masked_tokens: w.masked,
+        tokens: st.tokens,
+        flops: st.flops,
+        lr,
+        elapsed_s,
+        partial,
+    };
+    *w = Window::new(device, 0.0, 0, 0, 0);
+    Ok(rec)
+}
+
+/// Writes `dir/last` (the run core's [`save_checkpoint`]) with the open
+/// log window, so a resumed run completes it.
+fn save_last(model: &ElectraForMaskedLM, opt: &Optimizer, st: &mut PretrainState, w: &Window, dir: &Path) -> Result<()> {
+    st.window_steps = w.steps;
+    st.window_loss_sum = w.loss_sum.double_value(&[]) as f32;
+    st.window_correct = w.correct.int64_value(&[]);
+    st.window_masked = w.masked;
+    save_checkpoint(dir, "last", |d| model.save(d, None), Some(opt), &*st)
+}
+
+fn restore(model: &ElectraForMaskedLM, opt: &mut Optimizer, from: &Path, cfg: &PretrainConfig) -> Result<PretrainState> {
+    let st: PretrainState = read_state(from)?;
+    if st.config.data_recipe() != cfg.data_recipe() {
+        return Err(Error::config(
+            from.join(super::checkpoint::TRAINER_STATE),
+            "config",
+            "max_len, batch_size, seed or the masking ratios differ from the run being resumed: its batches could not be continued",
+        ));
+    }
+    restore_weights(from, model.var_store(), opt)?;
+    Ok(st)
+}
+
+/// What [`pretrain_to_dir`] writes besides the model: the run's settings and results.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PretrainSummary {
+    /// The pre-training settings.
+    pub config: PretrainConfig,
+    /// The model's configuration.
+    pub model: ElectraConfig,
+    /// History, stop reason, counts, FLOPs and time.
+    pub result: PretrainResult,
+}
+
+/// Pre-trains a new `ElectraForMaskedLM` of shape `model_config` (HF
+/// initialisation, seeded by `cfg.seed`) on `corpus` and writes `out_dir`:
+/// `config.json`, `model.safetensors`, `tokenizer.json` and
+/// `pretrain_summary.json`. The directory loads with
+/// `ModelSource::Dir(out_dir)` for fine-tuning, and in Python with
+/// `ElectraForMaskedLM.from_pretrained`. With `resume`, an existing
+/// `checkpoint_dir/last/` is continued instead of starting afresh.
+pub fn pretrain_to_dir(
+    model_config: &ElectraConfig,
+    tokenizer: &TextTokenizer,
+    corpus: &Corpus,
+    cfg: &PretrainConfig,
+    out_dir: impl AsRef<Path>,
+    device: Device,
+    resume: bool,
+) -> Result<(ElectraForMaskedLM, PretrainResult)> {
+    let mut model = ElectraForMaskedLM::random(model_config, device, cfg.seed as i64);
+    let resumable = cfg.checkpoint_dir.as_ref().is_some_and(|d| saved_dir(d, "last").join("trainer_state.json").exists());
+    let result = if resume && resumable { resume_pretraining(&mut model, corpus, cfg)? } else { pretrain(&mut model, corpus, cfg)? };
+    let out = out_dir.as_ref();
+    model.save(out, Some(tokenizer))?;
+    let summary = PretrainSummary { config: cfg.clone(), model: model_config.clone(), result: result.clone() };
+    let json = serde_json::to_string_pretty(&summary).map_err(|e| Error::invalid("summary", e.to_string()))?;
+    crate::error::write_atomic(out.join("pretrain_summary.json"), json.as_bytes())?;
+    Ok((model, result))
+}
