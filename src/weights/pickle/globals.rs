@@ -1,9 +1,7 @@
-//! The allow-list: the only globals a pickle may name, and the only things it
-//! may evaluate with them.
+//! Evaluating the allowed globals: the only things a pickle may do with the
+//! globals [`allowlist`](super::allowlist) lets it name.
 //!
-//! A global is checked as soon as it is named ([`resolve_global`]); anything
-//! but the torch rebuild functions, the storage classes and
-//! `collections.OrderedDict` is refused with a message saying why. REDUCE
+//! REDUCE
 //! ([`Machine::reduce`]) evaluates those functions here, in Rust, with the
 //! arities torch writes, and BINPERSID ([`Machine::persistent_load`]) turns
 //! a `('storage', ...)` id into a [`StorageRef`]. Its own concept because it
@@ -11,8 +9,8 @@
 //! only knows pickle opcodes; both caches (replayed argument tuples and
 //! persistent ids) live here so that a few input bytes cannot allocate again
 //! and again.
+use super::allowlist::{Global, StorageRef, TensorSpec};
 use super::machine::Machine;
-use super::tensors::{DType, StorageRef, TensorSpec, storage_dtype};
 use super::values::{Dict, Obj, Value};
 use super::{Step, shorten};
 
@@ -20,52 +18,6 @@ const MAX_DIMS: usize = 64;
 /// torch's storage keys are short numbers; a long one would make every
 /// reference to it cost a hash of its length.
 const MAX_STORAGE_KEY: usize = 256;
-
-/// The only globals a state dict needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Global {
-    OrderedDict,
-    RebuildTensorV2,
-    RebuildTensor,
-    RebuildParameter,
-    RebuildParameterWithState,
-    Storage(DType),
-}
-
-impl Global {
-    fn python_name(self) -> &'static str {
-        match self {
-            Global::OrderedDict => "collections.OrderedDict",
-            Global::RebuildTensorV2 => "torch._utils._rebuild_tensor_v2",
-            Global::RebuildTensor => "torch._utils._rebuild_tensor",
-            Global::RebuildParameter => "torch._utils._rebuild_parameter",
-            Global::RebuildParameterWithState => "torch._utils._rebuild_parameter_with_state",
-            Global::Storage(d) => d.class,
-        }
-    }
-}
-
-pub(super) fn resolve_global(module: &str, name: &str) -> Option<Global> {
-    Some(match (module, name) {
-        ("collections", "OrderedDict") => Global::OrderedDict,
-        ("torch._utils", "_rebuild_tensor_v2") => Global::RebuildTensorV2,
-        ("torch._utils", "_rebuild_tensor") => Global::RebuildTensor,
-        ("torch._utils", "_rebuild_parameter") => Global::RebuildParameter,
-        ("torch._utils", "_rebuild_parameter_with_state") => Global::RebuildParameterWithState,
-        ("torch", class) => Global::Storage(storage_dtype(class)?),
-        ("torch.storage", "UntypedStorage") => Global::Storage(storage_dtype("UntypedStorage")?),
-        _ => return None,
-    })
-}
-
-pub(super) fn refused_global(module: &str, name: &str) -> String {
-    let full = shorten(&format!("{module}.{name}"));
-    let mut msg = format!("refused global `{full}`: only torch state-dict types are allowed");
-    if module == "__main__" || module.starts_with("torch.nn") {
-        msg.push_str(" (this looks like a whole pickled model; save `model.state_dict()` instead)");
-    }
-    msg
-}
 
 impl Machine<'_, '_> {
     fn int(&self, v: Value, what: &str) -> Step<i64> {

@@ -8,7 +8,7 @@
 //! against the bytes present, the stack and MARK depth capped, iteration
 //! rather than recursion) are independent of what torch puts in a pickle.
 use super::Step;
-use super::globals::{refused_global, resolve_global};
+use super::allowlist::{refused_global, resolve_global};
 use super::tensors::Storages;
 use super::values::{Dict, DictKey, Heap, Obj, Value};
 use std::collections::HashMap;

@@ -26,8 +26,10 @@
 //!   their size and CRC checks, the legacy stream of pickles and storages);
 //! - `machine`: the pickle opcode machine (stack, marks, memo, opcodes);
 //! - `values`: the objects a pickle builds, kept in an arena;
-//! - `globals`: the allow-list of globals, and the only calls (REDUCE) and
-//!   persistent loads a pickle may make, evaluated in Rust;
+//! - `allowlist`: the only globals a pickle may name, the storage dtypes,
+//!   and the storage/tensor descriptions calling them records (plain data);
+//! - `globals`: the only calls (REDUCE) and persistent loads a pickle may
+//!   make, evaluated in Rust;
 //! - `tensors`: finding the state dict's tensors and rebuilding them from
 //!   their storages (dtypes, strides, offsets, bounds checks).
 use crate::error::{Error, Result};
@@ -35,6 +37,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use tch::Tensor;
 
+mod allowlist;
 mod container;
 mod globals;
 mod machine;

@@ -10,6 +10,7 @@
 //! size. Its own concept because it is the only part that touches libtorch;
 //! it reads storage bytes through [`StorageSource`], so it does not care
 //! which container they came from.
+use super::allowlist::{DType, TensorSpec};
 use super::values::{Dict, Heap, Obj, Value};
 use super::{Step, shorten};
 use crate::error::{Error, Result};
@@ -22,56 +23,6 @@ use tch::{Device, Kind, Tensor};
 /// the same large region many times, so copies are limited to this much plus
 /// four times the input size.
 const COPY_ALLOWANCE: u64 = 256 << 20;
-
-// ---------------------------------------------------------------------------
-// What the machine records
-
-/// A storage class's element type: the libtorch kind, its size in bytes, and
-/// the class name for messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct DType {
-    kind: Kind,
-    pub(super) size: usize,
-    pub(super) class: &'static str,
-}
-
-/// The dtype of a `torch.<class>` storage class, if it is one.
-pub(super) fn storage_dtype(class: &str) -> Option<DType> {
-    let (kind, size, class) = match class {
-        "FloatStorage" => (Kind::Float, 4, "FloatStorage"),
-        "DoubleStorage" => (Kind::Double, 8, "DoubleStorage"),
-        "HalfStorage" => (Kind::Half, 2, "HalfStorage"),
-        "BFloat16Storage" => (Kind::BFloat16, 2, "BFloat16Storage"),
-        "LongStorage" => (Kind::Int64, 8, "LongStorage"),
-        "IntStorage" => (Kind::Int, 4, "IntStorage"),
-        "ShortStorage" => (Kind::Int16, 2, "ShortStorage"),
-        "CharStorage" => (Kind::Int8, 1, "CharStorage"),
-        "ByteStorage" => (Kind::Uint8, 1, "ByteStorage"),
-        "BoolStorage" => (Kind::Bool, 1, "BoolStorage"),
-        // Untyped storages are counted in bytes.
-        "UntypedStorage" => (Kind::Uint8, 1, "UntypedStorage"),
-        _ => return None,
-    };
-    Some(DType { kind, size, class })
-}
-
-/// A storage (or, in the legacy format, a view of one), in elements.
-#[derive(Debug, Clone)]
-pub(super) struct StorageRef {
-    pub(super) key: String,
-    pub(super) dtype: DType,
-    pub(super) offset: u64,
-    pub(super) numel: u64,
-}
-
-/// The arguments of a `_rebuild_tensor` call: a view of a storage, not yet checked.
-#[derive(Debug)]
-pub(super) struct TensorSpec {
-    pub(super) storage: StorageRef,
-    pub(super) offset: i64,
-    pub(super) size: Vec<i64>,
-    pub(super) stride: Vec<i64>,
-}
 
 /// Storage keys declared by persistent ids, with their type and size in elements.
 #[derive(Debug, Default)]

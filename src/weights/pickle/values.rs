@@ -8,8 +8,7 @@
 //! dict keys compare by index. Its own concept because the machine, the
 //! allow-list and the tensor finder all read these objects, and none of them
 //! should depend on how the others use them.
-use super::globals::Global;
-use super::tensors::{StorageRef, TensorSpec};
+use super::allowlist::{Global, StorageRef, TensorSpec};
 use std::collections::HashMap;
 use std::rc::Rc;
 
