@@ -237,7 +237,8 @@ fn check_finite(loss: f64, epoch: usize, step: usize) -> Result<()> {
 /// ```no_run
 /// use encoder_bench::prelude::*;
 /// # fn run(model: &mut dyn encoder_bench::models::TextClassifier, train: &encoder_bench::data::Encoded, valid: &encoder_bench::data::Encoded) -> encoder_bench::Result<()> {
-/// let out = encoder_bench::train::fit(model, train, valid, &TrainConfig { epochs: 5, ..Default::default() })?;
+/// let cfg = TrainConfig { stop: StopConfig { epochs: 5, ..Default::default() }, ..Default::default() };
+/// let out = encoder_bench::train::fit(model, train, valid, &cfg)?;
 /// for e in &out.history.epochs { println!("epoch {}: acc {:?}", e.epoch, e.accuracy); }
 /// # Ok(()) }
 /// ```
