@@ -19,7 +19,7 @@
 //!   with FLOP counts (`train::flops`).
 //! - [`report`]: run records, charts, tables.
 //! - [`sweep`]: models × batch sizes fine-tuned and reported together.
-//! - [`bench`]: training/evaluation throughput, comparable with `bench/reference.py`.
+//! - [`bench`](mod@bench): training/evaluation throughput, comparable with `bench/reference.py`.
 //!
 //! ```no_run
 //! use encoder_bench::prelude::*;

@@ -1,5 +1,5 @@
-//! The run core shared by fine-tuning ([`fit`](super::fit)) and pre-training
-//! ([`pretrain`](super::pretrain)): the run directory's layout and its
+//! The run core shared by fine-tuning ([`fit`](mod@super::fit)) and pre-training
+//! ([`pretrain`](mod@super::pretrain)): the run directory's layout and its
 //! crash-safe saves, the trainer state written beside the weights and read
 //! back to resume, the per-step seed that makes a resumed run draw what the
 //! uninterrupted one drew, and the checks that stop a run.

@@ -2,7 +2,7 @@
 //! optimizer and its schedule ([`optim`]), the loss ([`loss`]), the run core
 //! both loops share (run directory, checkpoints and resume, per-step seeds,
 //! stop checks: [`checkpoint`]), the fine-tuning loop with validation
-//! ([`fit`]), masked-LM pre-training of ELECTRA ([`pretrain`]), metrics,
+//! ([`fit`](mod@fit)), masked-LM pre-training of ELECTRA ([`pretrain`](mod@pretrain)), metrics,
 //! progress bars and FLOP estimates ([`flops`]).
 pub mod checkpoint;
 pub mod config;

@@ -40,7 +40,7 @@ pub struct PretrainConfig {
     /// rest keep their token).
     pub random_token_ratio: f64,
     /// Seeds shuffling, masking and dropout (the initial weights are seeded
-    /// where the model is made, e.g. [`ElectraForMaskedLM::random`]).
+    /// where the model is made, e.g. [`ElectraForMaskedLM::random`](crate::models::ElectraForMaskedLM::random)).
     pub seed: u64,
     /// Read loss and masked-token accuracy back from the device and record
     /// them every this many steps.
