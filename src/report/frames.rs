@@ -60,28 +60,7 @@ pub fn save_frame(df: &mut DataFrame, path: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::EpochRecord;
-
-    fn history(n: usize) -> History {
-        History {
-            epochs: (1..=n)
-                .map(|epoch| EpochRecord {
-                    epoch,
-                    train_loss: 1.0 / epoch as f64,
-                    val_loss: Some(1.2 / epoch as f64),
-                    accuracy: Some(0.5 + 0.1 * epoch as f64),
-                    macro_f1: None,
-                    steps: 10,
-                    lr: 1e-5,
-                    complete: epoch < n,
-                    train_s: 1.0,
-                    eval_s: 0.1,
-                    train_samples_per_s: 123.456,
-                    eval_samples_per_s: None,
-                })
-                .collect(),
-        }
-    }
+    use crate::report::test_support::history;
 
     #[test]
     fn history_frame_shape_and_columns() {
