@@ -155,6 +155,10 @@ pub fn run(name: &str, model: &mut dyn TextClassifier, tok: &TextTokenizer, data
     if cfg.batch_size == 0 || cfg.train_steps == 0 || cfg.eval_batches == 0 {
         return Err(Error::invalid("bench", "batch_size, train_steps and eval_batches must be at least 1"));
     }
+    let max_pos = model.config().max_position_embeddings();
+    if cfg.max_len < 2 || cfg.max_len as i64 > max_pos {
+        return Err(Error::invalid("max_len", format!("{} is outside 2..={max_pos} (the model's max_position_embeddings)", cfg.max_len)));
+    }
     let device = model.var_store().device();
     // As `fit` does, before the first timed step.
     crate::device::retain_freed_cpu_memory();
@@ -163,6 +167,7 @@ pub fn run(name: &str, model: &mut dyn TextClassifier, tok: &TextTokenizer, data
     let mut opt = Optimizer::new(model.var_store(), &tc.optimizer);
 
     let warm = tok.encode_dataset(&cycled(data, 0, cfg.warmup_steps * bs), cfg.max_len)?;
+    crate::models::check_encoded(&warm, model, "bench texts")?;
     for b in warm.batches(bs, cfg.padding, None, device)? {
         let _ = train_step(model, &mut opt, &b, &tc, tc.optimizer.learning_rate);
     }
@@ -170,6 +175,7 @@ pub fn run(name: &str, model: &mut dyn TextClassifier, tok: &TextTokenizer, data
     let texts = cycled(data, cfg.warmup_steps * bs, cfg.train_steps * bs);
     let start = Instant::now();
     let enc = tok.encode_dataset(&texts, cfg.max_len)?;
+    crate::models::check_encoded(&enc, model, "bench texts")?;
     let mut loss = Tensor::zeros([], (Kind::Float, device));
     for b in enc.batches(bs, cfg.padding, None, device)? {
         loss += train_step(model, &mut opt, &b, &tc, tc.optimizer.learning_rate);

@@ -41,7 +41,7 @@ enum Command {
 /// Where the texts and labels come from.
 #[derive(Args, Clone)]
 struct DataArgs {
-    /// WOS directory (X.txt + YL1.txt), or a .csv / .parquet file.
+    /// WOS directory (X.txt + YL1.txt), or a .csv / .tsv / .parquet file (extension in any case).
     #[arg(long, default_value = "../shared/data/wos-sample")]
     data: PathBuf,
     /// Text column for CSV / Parquet.
@@ -57,11 +57,16 @@ struct DataArgs {
 
 impl DataArgs {
     fn load(&self) -> Result<(Dataset, Split)> {
-        let ext = self.data.extension().and_then(|e| e.to_str()).unwrap_or("");
-        let ds = match ext {
-            "csv" => Dataset::read_csv(&self.data, &self.text_column, &self.label_column)?,
-            "parquet" => Dataset::read_parquet(&self.data, &self.text_column, &self.label_column)?,
-            _ => Dataset::read_wos(&self.data, WosLevel::L1)?,
+        let ext = self.data.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        let (t, l) = (&self.text_column, &self.label_column);
+        let ds = match ext.as_str() {
+            "csv" => Dataset::read_csv(&self.data, t, l)?,
+            "tsv" | "tab" => Dataset::read_tsv(&self.data, t, l)?,
+            "parquet" | "pq" => Dataset::read_parquet(&self.data, t, l)?,
+            _ if self.data.is_dir() => Dataset::read_wos(&self.data, WosLevel::L1)?,
+            _ => {
+                anyhow::bail!("--data {}: expected a WOS directory (X.txt + YL1.txt) or a .csv, .tsv or .parquet file", self.data.display())
+            }
         };
         let n_train = self.train_size.unwrap_or(ds.len() * 4 / 5);
         let split = Split::first_n(&ds, n_train)?;
@@ -144,7 +149,7 @@ struct EvalArgs {
     /// A saved classifier directory (e.g. runs/fit/checkpoints/best).
     #[arg(long)]
     checkpoint: PathBuf,
-    /// Tokenizer directory (default: the checkpoint's, else models/minilm).
+    /// Tokenizer directory (default: the checkpoint's own; a checkpoint without one needs this).
     #[arg(long)]
     tokenizer: Option<PathBuf>,
     /// Evaluate every text instead of the test split.
@@ -333,6 +338,9 @@ struct CheckDeviceArgs {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    // The first Ctrl-C stops a run after its current step and writes its
+    // records; a second one exits at once.
+    encoder_bench::train::checkpoint::install_interrupt_handler();
     match cli.command {
         Command::Fit(args) => fit_cmd(*args),
         Command::Bench(args) => bench_cmd(*args),
@@ -361,7 +369,13 @@ fn fit_cmd(args: FitArgs) -> Result<()> {
     let device = encoder_bench::device::select_device(args.train.device.as_deref())?;
     let (ds, split) = args.data.load()?;
     let (mut model, tok, name) = args.model.load(ds.labels.clone(), device)?;
-    let cfg = TrainConfig { checkpoint_dir: Some(args.out.join("checkpoints")), overwrite: args.overwrite, ..args.train.config() };
+    let cfg = TrainConfig {
+        checkpoint_dir: Some(args.out.join("checkpoints")),
+        tokenizer_dir: tok.source().parent().map(std::path::Path::to_path_buf),
+        overwrite: args.overwrite,
+        ..args.train.config()
+    };
+    cfg.validate()?;
     let (train, test) = (tok.encode_dataset(&split.train, cfg.max_len)?, tok.encode_dataset(&split.test, cfg.max_len)?);
     let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let out = if args.resume {
@@ -369,6 +383,13 @@ fn fit_cmd(args: FitArgs) -> Result<()> {
     } else {
         fit(model.as_mut(), &train, &test, &cfg)?
     };
+    if out.history.epochs.iter().all(|e| e.steps == 0) {
+        anyhow::bail!(
+            "the run stopped ({:?}) before its first training step: nothing was written, and any earlier run in {} is kept",
+            out.stop,
+            args.out.display()
+        );
+    }
     let record = RunRecord {
         name: args.out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
         model: name.clone(),
@@ -408,13 +429,16 @@ fn eval_cmd(args: EvalArgs) -> Result<()> {
     if !report.missing.is_empty() {
         anyhow::bail!("{} is not a fine-tuned classifier: missing {}", args.checkpoint.display(), report.missing.join(", "));
     }
-    if model.labels().names() != ds.labels.names() {
-        eprintln!("note: checkpoint classes {:?}; data classes {:?} (matched by id)", model.labels().names(), ds.labels.names());
-    }
-    let tok_dir = args.tokenizer.clone().or(source.resolve()?.tokenizer_dir).unwrap_or_else(|| "models/minilm".into());
+    // Scored against the model's classes: by name, or by id for bare integer labels.
+    let data = if args.all { &ds } else { &split.test }.aligned_to(model.labels())?;
+    let Some(tok_dir) = args.tokenizer.clone().or(source.resolve()?.tokenizer_dir) else {
+        anyhow::bail!(
+            "{} holds no tokenizer (tokenizer.json or vocab.txt): pass --tokenizer DIR, the tokenizer the model was fine-tuned with",
+            args.checkpoint.display()
+        );
+    };
     let tok = TextTokenizer::from_dir(&tok_dir)?;
-    let data = if args.all { &ds } else { &split.test };
-    let enc = tok.encode_dataset(data, args.max_len)?;
+    let enc = tok.encode_dataset(&data, args.max_len)?;
     let cfg = TrainConfig {
         max_len: args.max_len,
         eval_batch_size: Some(args.batch_size),
@@ -426,7 +450,10 @@ fn eval_cmd(args: EvalArgs) -> Result<()> {
     let text = v.metrics.report(&names);
     println!("{} texts, loss {:.4}\n{text}", enc.len(), v.loss);
     if let Some(out) = &args.out {
-        std::fs::create_dir_all(out)?;
+        if out.exists() && !out.is_dir() {
+            anyhow::bail!("--out {}: a file of that name exists; expected a directory (it is created if missing)", out.display());
+        }
+        std::fs::create_dir_all(out).with_context(|| format!("creating --out {}", out.display()))?;
         encoder_bench::error::write_atomic(out.join("metrics.json"), serde_json::to_string_pretty(&v.metrics)?.as_bytes())?;
         encoder_bench::error::write_atomic(out.join("report.txt"), text.as_bytes())?;
         encoder_bench::report::Heatmap::confusion(&names, &v.metrics.confusion).save(&out.join("confusion"))?;
@@ -548,6 +575,11 @@ fn bench_cmd(args: BenchArgs) -> Result<()> {
     let device = device_quietly(args.device.as_deref())?;
     let ds = Dataset::read_wos(&args.data, WosLevel::L1)?;
     let (mut model, tok, name) = args.model.load(ds.labels.clone(), device)?;
+    // Three n×n fp32 matrices must fit in memory with room to spare.
+    const MAX_MATMUL: i64 = 16_384;
+    if !(0..=MAX_MATMUL).contains(&args.matmul) {
+        anyhow::bail!("--matmul {}: expected 0 (skip) up to {MAX_MATMUL}", args.matmul);
+    }
     let matmul = (args.matmul > 0).then(|| encoder_bench::bench::matmul_gflops(device, args.matmul, tch::Kind::Float));
     for &precision in &args.precision {
         let cfg = encoder_bench::bench::BenchConfig {
@@ -584,11 +616,18 @@ fn bench_cmd(args: BenchArgs) -> Result<()> {
 
 fn check_device_cmd(args: CheckDeviceArgs) -> Result<()> {
     use encoder_bench::models::{Precision, with_precision};
+    if args.n == 0 {
+        anyhow::bail!("--n 0: expected at least 1 text");
+    }
+    if !(args.tol.is_finite() && args.tol >= 0.0) {
+        anyhow::bail!("--tol {}: expected a number >= 0", args.tol);
+    }
     let device = device_quietly(Some(&args.device))?;
     let ds = Dataset::read_wos(&args.data, WosLevel::L1)?;
     let (mut model, tok, name) = args.model.load(ds.labels.clone(), Device::Cpu)?;
     let idx: Vec<usize> = (0..args.n.min(ds.len())).collect();
     let enc = tok.encode_dataset(&ds.subset(&idx), args.max_len)?;
+    encoder_bench::models::check_encoded(&enc, model.as_ref(), "check-device texts")?;
     let logits = |model: &dyn TextClassifier, dev: Device, p: Precision| -> Result<tch::Tensor> {
         let mut out = Vec::new();
         for b in enc.batches(8, Padding::Dynamic, None, dev)? {

@@ -255,6 +255,40 @@ impl TextTokenizer {
     }
 }
 
+/// The files a Hugging Face tokenizer directory may hold; [`copy_tokenizer_files`] copies those present.
+pub const TOKENIZER_FILES: &[&str] = &["tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"];
+
+/// Copies the tokenizer files of directory `from` (see [`TOKENIZER_FILES`])
+/// into `to`, each atomically, and returns their names. A directory with
+/// neither `tokenizer.json` nor `vocab.txt` is an error naming it.
+///
+/// ```
+/// let (a, b) = (tempfile::tempdir()?, tempfile::tempdir()?);
+/// std::fs::write(a.path().join("vocab.txt"), "[PAD]\n[UNK]\n")?;
+/// let copied = encoder_bench::tokenizer::copy_tokenizer_files(a.path(), b.path())?;
+/// assert_eq!(copied, ["vocab.txt"]);
+/// assert!(encoder_bench::tokenizer::copy_tokenizer_files(b.path().join("none").as_path(), a.path()).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn copy_tokenizer_files(from: &Path, to: &Path) -> Result<Vec<String>> {
+    if !from.join("tokenizer.json").is_file() && !from.join("vocab.txt").is_file() {
+        return Err(Error::Tokenizer {
+            path: from.to_path_buf(),
+            msg: "no tokenizer.json or vocab.txt: expected a tokenizer directory".into(),
+        });
+    }
+    let mut copied = Vec::new();
+    for name in TOKENIZER_FILES {
+        let src = from.join(name);
+        if src.is_file() {
+            let bytes = std::fs::read(&src).map_err(|e| Error::io(&src, e))?;
+            crate::error::write_atomic(to.join(name), &bytes)?;
+            copied.push(name.to_string());
+        }
+    }
+    Ok(copied)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

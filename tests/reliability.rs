@@ -668,14 +668,19 @@ fn numerics_diverging_loss_stops_with_a_clear_error_and_keeps_the_last_good_chec
     assert_eq!(first.stop, StopReason::MaxSteps);
     let last = dir.path().join("last");
     let before = files_of(&last);
-    // Epoch 2 with a learning rate of 1e30 (no clipping): the weights, then
-    // the loss, overflow. (At 1e3 this tiny model's loss stays finite: Adam
-    // moves each weight by at most about the learning rate per step, and
-    // LayerNorm renormalises; see docs/reliability.md.)
+    // Resuming with another learning rate is refused, naming the change.
     let mut wild = TrainConfig { log_every: 1, ..quiet(2, Some(dir.path())) };
     (wild.optimizer.learning_rate, wild.optimizer.schedule) = (1e30, Schedule::Constant);
     let e = err_of(resume(tiny_model(2, 1).as_mut(), &train, &test, &wild));
-    assert_has(&e, &["training: loss became", "in epoch 2 by step", "learning rate may be too high", "last good checkpoint"]);
+    assert_has(&e, &["trainer_state.json", "other settings", "learning_rate: 0.001 -> 1e+30"]);
+    assert_eq!(files_of(&last), before);
+    // A new run over it at a learning rate of 1e30 (no clipping): the weights,
+    // then the loss, overflow. (At 1e3 this tiny model's loss stays finite:
+    // Adam moves each weight by at most about the learning rate per step, and
+    // LayerNorm renormalises; see docs/reliability.md.)
+    let wild = TrainConfig { overwrite: true, ..wild };
+    let e = err_of(fit(tiny_model(2, 1).as_mut(), &train, &test, &wild));
+    assert_has(&e, &["training: loss became", "in epoch 1 by step", "learning rate may be too high", "last good checkpoint"]);
     assert!(e.contains("NaN") || e.contains("inf"), "{e}");
     assert_eq!(files_of(&last), before, "the last good checkpoint changed");
     assert!(!dir.path().join("last.partial").exists());

@@ -179,6 +179,42 @@ impl Dataset {
         Dataset::new(self.source.clone(), self.texts.clone(), targets, labels.clone())
     }
 
+    /// This data with its label ids re-expressed in `labels` (a model's
+    /// classes), so that scoring compares the same classes: by name when the
+    /// data names its classes, by id when its labels are bare integers (a
+    /// CSV/Parquet column of ids: "Labels may be integers, used as ids
+    /// unchanged"). A class the model does not know, or an id beyond its
+    /// classes, is an error naming the data and the row.
+    ///
+    /// ```
+    /// use encoder_bench::data::{Dataset, LabelMap};
+    /// let names = |v: &[&str]| LabelMap::new(v.iter().map(|s| s.to_string()).collect());
+    /// // The test file lacks class `a`: its ids 0, 1 mean `b`, `c`, which the model calls 1, 2.
+    /// let test = Dataset::new("test.csv", vec!["x".into(), "y".into()], vec![0, 1], names(&["b", "c"]))?;
+    /// assert_eq!(test.aligned_to(&names(&["a", "b", "c"]))?.targets, [1, 2]);
+    /// // Bare integer labels are ids.
+    /// let ids = Dataset::new("ids.csv", vec!["x".into()], vec![1], LabelMap::numbered(2))?;
+    /// assert_eq!(ids.aligned_to(&names(&["a", "b", "c"]))?.targets, [1]);
+    /// assert!(ids.aligned_to(&names(&["a"])).is_err());
+    /// # Ok::<(), encoder_bench::Error>(())
+    /// ```
+    pub fn aligned_to(&self, labels: &LabelMap) -> crate::Result<Dataset> {
+        if &self.labels == labels {
+            return Ok(self.clone());
+        }
+        if self.labels != LabelMap::numbered(self.labels.len()) {
+            return self.with_labels(labels);
+        }
+        if let Some((row, &t)) = self.targets.iter().enumerate().find(|&(_, &t)| t >= labels.len()) {
+            return Err(crate::Error::data(
+                &self.source,
+                None,
+                format!("row {}: label id {t} is beyond the model's {} classes (ids 0..{})", row + 1, labels.len(), labels.len()),
+            ));
+        }
+        Dataset::new(self.source.clone(), self.texts.clone(), self.targets.clone(), labels.clone())
+    }
+
     /// The examples at `indices`, in that order (same label map).
     pub fn subset(&self, indices: &[usize]) -> Dataset {
         Dataset {

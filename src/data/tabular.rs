@@ -43,7 +43,20 @@ impl Dataset {
     /// # Ok::<(), encoder_bench::Error>(())
     /// ```
     pub fn read_csv(path: impl AsRef<Path>, text_col: &str, label_col: &str) -> Result<Dataset> {
-        let path = path.as_ref();
+        Self::read_delimited(path.as_ref(), b',', text_col, label_col)
+    }
+
+    /// Reads a tab-separated file with a header line, as [`read_csv`](Self::read_csv) reads a CSV.
+    ///
+    /// ```no_run
+    /// let ds = encoder_bench::data::Dataset::read_tsv("data/train.tsv", "text", "label")?;
+    /// # Ok::<(), encoder_bench::Error>(())
+    /// ```
+    pub fn read_tsv(path: impl AsRef<Path>, text_col: &str, label_col: &str) -> Result<Dataset> {
+        Self::read_delimited(path.as_ref(), b'\t', text_col, label_col)
+    }
+
+    fn read_delimited(path: &Path, separator: u8, text_col: &str, label_col: &str) -> Result<Dataset> {
         let bytes = read_nonempty(path, "a header line and data rows")?;
         // polars would report a bad byte without its line (or replace it).
         utf8(path, &bytes)?;
@@ -53,6 +66,7 @@ impl Dataset {
         let df = CsvReadOptions::default()
             .with_has_header(true)
             .with_infer_schema_length(Some(0))
+            .map_parse_options(|o| o.with_separator(separator))
             .into_reader_with_file_handle(Cursor::new(bytes.as_slice()))
             .finish()
             .map_err(|e| Error::data(path, None, format!("cannot read CSV: {e}")))?;

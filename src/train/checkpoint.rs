@@ -22,7 +22,9 @@ use crate::error::{Error, Result};
 use crate::weights::{KeyMap, load_into, read_weights};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use tch::{Tensor, nn};
 
@@ -45,6 +47,39 @@ pub enum StopReason {
     TimeBudget,
     /// The stop file appeared.
     StopFile,
+    /// Ctrl-C (SIGINT) asked for a stop (see [`install_interrupt_handler`]).
+    Interrupted,
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    // Only async-signal-safe work here: an atomic swap, and `_exit`.
+    if INTERRUPTED.swap(true, Ordering::SeqCst) {
+        // SAFETY: `_exit` is async-signal-safe; a second Ctrl-C means "now".
+        unsafe { libc::_exit(130) };
+    }
+}
+
+/// Makes the first Ctrl-C (SIGINT) a clean stop: the running step finishes,
+/// then the run saves its checkpoint and returns
+/// [`StopReason::Interrupted`], so its records are written as for a stop
+/// file. A second Ctrl-C exits at once (status 130). For programs that own
+/// the process (the CLI); a notebook kernel keeps its own handler.
+///
+/// ```no_run
+/// encoder_bench::train::checkpoint::install_interrupt_handler();
+/// ```
+pub fn install_interrupt_handler() {
+    // SAFETY: the handler only touches an atomic and calls `_exit`.
+    unsafe {
+        libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
+    }
+}
+
+/// True once Ctrl-C has asked for a stop (after [`install_interrupt_handler`]).
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
 }
 
 /// Salt of fine-tuning's per-step seeds (see [`step_seed`]).
@@ -103,9 +138,12 @@ impl StopWatch {
         self.start.elapsed().as_secs_f64()
     }
 
-    /// The signal that asks the run to stop now, if any: the time budget
-    /// first, then the stop file.
+    /// The signal that asks the run to stop now, if any: Ctrl-C, then the
+    /// time budget, then the stop file.
     pub fn check(&self) -> Option<StopReason> {
+        if interrupted() {
+            return Some(StopReason::Interrupted);
+        }
         if self.budget.is_some_and(|b| self.elapsed_s() >= b) {
             return Some(StopReason::TimeBudget);
         }
@@ -193,4 +231,59 @@ pub fn restore_weights(from: &Path, vs: &nn::VarStore, opt: &mut Optimizer) -> R
     load_into(vs, read_weights(&weights)?, &map, &weights)?;
     let opt_path = from.join(OPTIMIZER_STATE);
     opt.load_state(&read_weights(&opt_path)?, &opt_path)
+}
+
+/// An exclusive hold on a run directory for as long as it lives: two runs
+/// writing the same checkpoints would leave one of them holding the other's
+/// weights. Taken before any training, so an unwritable directory is also
+/// found at once. The lock (`flock` on `<dir>/.lock`) is released by the
+/// kernel when the process ends, however it ends.
+///
+/// ```
+/// use encoder_bench::train::checkpoint::RunLock;
+/// let dir = tempfile::tempdir()?;
+/// let held = RunLock::acquire(dir.path())?;
+/// assert!(RunLock::acquire(dir.path()).is_err());
+/// drop(held);
+/// assert!(RunLock::acquire(dir.path()).is_ok());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct RunLock {
+    _file: File,
+}
+
+impl RunLock {
+    /// Creates `dir` if needed and locks it, or says which directory is busy.
+    pub fn acquire(dir: &Path) -> Result<RunLock> {
+        use std::os::unix::io::AsRawFd;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let path = dir.join(".lock");
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| Error::io(&path, e))?;
+        // SAFETY: flock on a descriptor we own; no memory is involved.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return Err(Error::invalid(
+                "checkpoint_dir",
+                format!(
+                    "{} is in use by another run (it holds {}): wait for it to finish, or choose another directory",
+                    dir.display(),
+                    path.display()
+                ),
+            ));
+        }
+        Ok(RunLock { _file: file })
+    }
+}
+
+/// Refuses to save weights that are no longer numbers: a checkpoint must be
+/// a point a run can go back to. `what` names the run and position.
+pub fn check_finite_weights(vs: &nn::VarStore, what: &str) -> Result<()> {
+    let bad =
+        tch::no_grad(|| vs.variables().into_iter().find(|(_, v)| v.isfinite().logical_not().any().int64_value(&[]) != 0).map(|(k, _)| k));
+    match bad {
+        None => Ok(()),
+        Some(name) => Err(Error::Training(format!(
+            "{what}: weight `{name}` became NaN or infinite (the learning rate may be too high); not saved, the last good checkpoint, if any, is kept"
+        ))),
+    }
 }

@@ -160,8 +160,20 @@ impl OptimizerConfig {
         if !(0.0..=1.0).contains(&self.warmup_ratio) {
             return bad("warmup_ratio", format!("{} is outside [0, 1]", self.warmup_ratio));
         }
-        if self.weight_decay < 0.0 {
-            return bad("weight_decay", format!("{} is negative", self.weight_decay));
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return bad("weight_decay", format!("{} is not a number >= 0", self.weight_decay));
+        }
+        let (b1, b2) = self.betas;
+        if !((0.0..1.0).contains(&b1) && (0.0..1.0).contains(&b2)) {
+            return bad("betas", format!("({b1}, {b2}): each must be in [0, 1)"));
+        }
+        if !(self.eps.is_finite() && self.eps > 0.0) {
+            return bad("eps", format!("{} is not a positive number", self.eps));
+        }
+        if let Some(c) = self.max_grad_norm
+            && !(c.is_finite() && c > 0.0)
+        {
+            return bad("max_grad_norm", format!("{c} is not a positive number (use none for no clipping)"));
         }
         Ok(())
     }
@@ -289,6 +301,10 @@ pub struct TrainConfig {
     pub precision: Precision,
     /// Where `best/` and `last/` checkpoints go; none when unset.
     pub checkpoint_dir: Option<PathBuf>,
+    /// The tokenizer directory the data was encoded with: its files are
+    /// copied into every checkpoint, so each is a complete model directory
+    /// (`eval` and `from_pretrained` need no guess), and run records name it.
+    pub tokenizer_dir: Option<PathBuf>,
     /// Let `fit` start a new run in a `checkpoint_dir` that already holds
     /// one; its checkpoints are then replaced as the new run saves. Off by
     /// default, so an earlier run is never replaced by accident (`resume`
@@ -313,6 +329,7 @@ impl Default for TrainConfig {
             progress: ProgressMode::Auto,
             precision: Precision::Fp32,
             checkpoint_dir: None,
+            tokenizer_dir: None,
             overwrite: false,
         }
     }
@@ -345,6 +362,12 @@ impl TrainConfig {
         }
         if self.log_every == 0 {
             return bad("log_every", "expected at least 1".into());
+        }
+        if self.stop.epochs == 0 {
+            return bad("epochs", "expected at least 1".into());
+        }
+        if self.eval_batch_size == Some(0) {
+            return bad("eval_batch_size", "expected at least 1".into());
         }
         self.optimizer.validate()?;
         self.stop.validate()

@@ -5,7 +5,8 @@
 //! Losses stay on the device and are read back every `log_every` steps, so
 //! the GPU is not synchronised on every step.
 use super::checkpoint::{
-    FINE_TUNING_SALT, StopReason, StopWatch, check_no_run, read_state, restore_weights, save_checkpoint, saved_dir, step_seed, torch_seed,
+    FINE_TUNING_SALT, RunLock, StopReason, StopWatch, check_finite_weights, check_no_run, read_state, restore_weights, save_checkpoint,
+    saved_dir, step_seed, torch_seed,
 };
 use super::config::TrainConfig;
 use super::loss::loss_fn;
@@ -147,6 +148,10 @@ struct RunState {
     epoch_steps: usize,
     /// Their summed loss (an f32 sum, kept exactly).
     epoch_loss_sum: f32,
+    /// [`Encoded::fingerprint`] of the training and validation data (absent
+    /// in states written before it was recorded).
+    #[serde(default)]
+    data: Option<(String, String)>,
 }
 
 /// One optimizer step on `batch` at learning rate `lr`: forward (in
@@ -281,13 +286,29 @@ fn run(
             ));
         }
     }
+    // Held for the whole run: one run per directory, and an unwritable
+    // directory is found before any training.
+    let _lock = cfg.checkpoint_dir.as_deref().map(RunLock::acquire).transpose()?;
     if let (None, false, Some(dir)) = (&resume_from, cfg.overwrite, &cfg.checkpoint_dir) {
         check_no_run(dir)?;
     }
+    if let Some(tok) = &cfg.tokenizer_dir
+        && !(tok.join("tokenizer.json").is_file() || tok.join("vocab.txt").is_file())
+    {
+        return Err(Error::invalid("tokenizer_dir", format!("{} has no tokenizer.json or vocab.txt", tok.display())));
+    }
+    let data = Some((train.fingerprint(), valid.fingerprint()));
     let mut opt = Optimizer::new(model.var_store(), &cfg.optimizer);
-    let mut state = RunState { history: History::default(), global_step: 0, best_accuracy: None, epoch_steps: 0, epoch_loss_sum: 0.0 };
+    let mut state = RunState {
+        history: History::default(),
+        global_step: 0,
+        best_accuracy: None,
+        epoch_steps: 0,
+        epoch_loss_sum: 0.0,
+        data: data.clone(),
+    };
     if let Some(from) = &resume_from {
-        state = restore(model, &mut opt, from)?;
+        state = restore(model, &mut opt, from, cfg, &data)?;
     }
     let per_epoch = train.len().div_ceil(cfg.batch_size);
     // `max_steps` only stops a run; the schedule always spans all epochs, so
@@ -307,6 +328,15 @@ fn run(
         let train_s = t0.elapsed().as_secs_f64();
         let last = cut.is_some() || epoch + 1 == cfg.stop.epochs;
         let v = if (cfg.eval_every_epoch || last) && !valid.is_empty() { Some(validate(model, valid, cfg)?) } else { None };
+        if let Some(v) = &v
+            && !v.loss.is_finite()
+        {
+            return Err(Error::Training(format!(
+                "validation loss became {} after epoch {} (the learning rate may be too high): stopped; the last good checkpoint, if any, is kept",
+                v.loss,
+                epoch + 1
+            )));
+        }
         let rec = EpochRecord {
             epoch: epoch + 1,
             train_loss,
@@ -375,8 +405,15 @@ fn save_checkpoints(
     if improved {
         state.best_accuracy = acc;
     }
+    check_finite_weights(model.var_store(), &format!("fine-tuning at step {}", state.global_step))?;
     let ts = TrainerState { run: state.clone(), config: cfg.clone() };
-    let save_model = |d: &Path| crate::models::save_classifier(model, d, None);
+    let save_model = |d: &Path| {
+        crate::models::save_classifier(model, d, None)?;
+        if let Some(tok) = &cfg.tokenizer_dir {
+            crate::tokenizer::copy_tokenizer_files(tok, d)?;
+        }
+        Ok(())
+    };
     save_checkpoint(dir, "last", save_model, Some(opt), &ts)?;
     if improved {
         save_checkpoint(dir, "best", save_model, None, &ts)?;
@@ -384,10 +421,59 @@ fn save_checkpoints(
     Ok(())
 }
 
-fn restore(model: &mut dyn TextClassifier, opt: &mut Optimizer, from: &Path) -> Result<RunState> {
+/// The settings that decide a run's results: a resumed run must keep them
+/// (stop signals, progress, logging and the directory may change).
+fn recipe(c: &TrainConfig) -> serde_json::Value {
+    let mut v = serde_json::to_value(c).unwrap_or_default();
+    if let Some(m) = v.as_object_mut() {
+        for k in ["max_steps", "time_budget_s", "stop_file", "progress", "log_every", "checkpoint_dir", "overwrite", "tokenizer_dir"] {
+            m.remove(k);
+        }
+    }
+    v
+}
+
+fn restore(
+    model: &mut dyn TextClassifier,
+    opt: &mut Optimizer,
+    from: &Path,
+    cfg: &TrainConfig,
+    data: &Option<(String, String)>,
+) -> Result<RunState> {
     let ts: TrainerState = read_state(from)?;
+    let path = from.join(super::checkpoint::TRAINER_STATE);
+    let (was, now) = (recipe(&ts.config), recipe(cfg));
+    if was != now {
+        let (was, now) = (was.as_object().cloned().unwrap_or_default(), now.as_object().cloned().unwrap_or_default());
+        let changed: Vec<String> = now
+            .iter()
+            .filter(|(k, v)| was.get(*k) != Some(v))
+            .map(|(k, v)| format!("{k}: {} -> {v}", was.get(k).map_or("(absent)".into(), |w| w.to_string())))
+            .collect();
+        return Err(Error::config(
+            &path,
+            "config",
+            format!(
+                "the run being resumed used other settings ({}): resume with the settings it started with, or start a new run",
+                changed.join(", ")
+            ),
+        ));
+    }
+    if let (Some(was), Some(now)) = (&ts.run.data, data)
+        && was != now
+    {
+        let which = if was.0 != now.0 { "training" } else { "validation" };
+        return Err(Error::config(
+            &path,
+            "data",
+            format!(
+                "the {which} data differs from the run being resumed (other texts, labels, tokenizer or max_len): resume with the same data, or start a new run"
+            ),
+        ));
+    }
     restore_weights(from, model.var_store(), opt)?;
     let mut run = ts.run;
+    run.data = data.clone();
     // An epoch cut short is redone from where it stopped; its record is rewritten.
     run.history.epochs.retain(|e| e.complete);
     Ok(run)

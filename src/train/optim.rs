@@ -100,7 +100,9 @@ impl Optimizer {
             let norms: Vec<Tensor> = grads.iter().map(|g| g.norm().to_kind(Kind::Float)).collect();
             let total = Tensor::stack(&norms, 0).norm();
             // clip_coef = min(1, max_norm / (total + 1e-6)), as torch.nn.utils.clip_grad_norm_.
-            let coef = (Tensor::from(max_norm).to_device(total.device()) / (&total + 1e-6)).clamp_max(1.0);
+            // A float32 scalar, as torch computes `max_norm / (total + 1e-6)`:
+            // MPS has no float64.
+            let coef = (Tensor::from(max_norm as f32).to_device(total.device()) / (&total + 1e-6)).clamp_max(1.0);
             for mut g in grads {
                 let _ = g.g_mul_(&coef);
             }

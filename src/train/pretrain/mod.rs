@@ -33,7 +33,8 @@ pub use config::PretrainConfig;
 pub use masking::{Corpus, IGNORE_INDEX, MlmBatch, MlmBatches, epoch_batches};
 
 use super::checkpoint::{
-    PRETRAINING_SALT, StopReason, StopWatch, read_state, restore_weights, save_checkpoint, saved_dir, step_seed, torch_seed,
+    PRETRAINING_SALT, RunLock, StopReason, StopWatch, check_finite_weights, read_state, restore_weights, save_checkpoint, saved_dir,
+    step_seed, torch_seed,
 };
 use super::flops::{TRAIN_FACTOR, encoder_forward_flops, mlm_head_forward_flops};
 use super::optim::Optimizer;
@@ -176,6 +177,7 @@ pub fn resume_pretraining(model: &mut ElectraForMaskedLM, corpus: &Corpus, cfg: 
 
 fn run(model: &mut ElectraForMaskedLM, corpus: &Corpus, cfg: &PretrainConfig, resume_from: Option<PathBuf>) -> Result<PretrainResult> {
     cfg.validate()?;
+    let _lock = cfg.checkpoint_dir.as_deref().map(RunLock::acquire).transpose()?;
     crate::device::retain_freed_cpu_memory();
     if corpus.is_empty() {
         return Err(Error::invalid("corpus", "is empty"));
@@ -350,6 +352,7 @@ fn save_last(model: &ElectraForMaskedLM, opt: &Optimizer, st: &mut PretrainState
     st.window_loss_sum = w.loss_sum.double_value(&[]) as f32;
     st.window_correct = w.correct.int64_value(&[]);
     st.window_masked = w.masked;
+    check_finite_weights(model.var_store(), &format!("pre-training at step {}", st.global_step))?;
     save_checkpoint(dir, "last", |d| model.save(d, None), Some(opt), &*st)
 }
 
@@ -393,10 +396,21 @@ pub fn pretrain_to_dir(
     device: Device,
     resume: bool,
 ) -> Result<(ElectraForMaskedLM, PretrainResult)> {
-    let mut model = ElectraForMaskedLM::random(model_config, device, cfg.seed as i64);
-    let resumable = cfg.checkpoint_dir.as_ref().is_some_and(|d| saved_dir(d, "last").join("trainer_state.json").exists());
-    let result = if resume && resumable { resume_pretraining(&mut model, corpus, cfg)? } else { pretrain(&mut model, corpus, cfg)? };
     let out = out_dir.as_ref();
+    let resumable = cfg.checkpoint_dir.as_ref().is_some_and(|d| saved_dir(d, "last").join(super::checkpoint::TRAINER_STATE).exists());
+    if resume && !resumable {
+        let at = cfg.checkpoint_dir.as_ref().map_or("(no checkpoint_dir set)".into(), |d| d.join("last").display().to_string());
+        return Err(Error::invalid("resume", format!("there is no run to resume: {at} holds no checkpoint; start without resume")));
+    }
+    let occupied = std::fs::read_dir(out).map(|mut d| d.next().is_some()).unwrap_or(false);
+    if !resume && occupied {
+        return Err(Error::invalid(
+            "out_dir",
+            format!("{} already holds files (a model or a run): resume its run, remove it, or choose another directory", out.display()),
+        ));
+    }
+    let mut model = ElectraForMaskedLM::random(model_config, device, cfg.seed as i64);
+    let result = if resume { resume_pretraining(&mut model, corpus, cfg)? } else { pretrain(&mut model, corpus, cfg)? };
     model.save(out, Some(tokenizer))?;
     let summary = PretrainSummary { config: cfg.clone(), model: model_config.clone(), result: result.clone() };
     let json = serde_json::to_string_pretty(&summary).map_err(|e| Error::invalid("summary", e.to_string()))?;
