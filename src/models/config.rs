@@ -504,6 +504,22 @@ mod tests {
     }
 
     #[test]
+    fn caller_family_contradicting_model_type_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(&dir, r#"{"model_type": "electra", "hidden_size": 8, "num_attention_heads": 2}"#);
+        let e = ModelConfig::from_file_with(&p, Some(ModelFamily::Bert), &[]).unwrap_err().to_string();
+        assert!(e.contains("key `model_type`") && e.contains("contradicts the family `bert`"), "{e}");
+        let read = ModelConfig::from_file_with(&p, Some(ModelFamily::Electra), &[]).unwrap();
+        assert_eq!((read.config.family(), read.family_from), ("electra", FamilySource::Caller));
+        // model_type wins over the weight keys; architectures over the keys too.
+        let keys = ["bert.embeddings.word_embeddings.weight".to_string()];
+        assert_eq!(ModelConfig::from_file_with(&p, None, &keys).unwrap().family_from, FamilySource::ModelType);
+        let p = write(&dir, r#"{"architectures": ["ElectraForMaskedLM"], "hidden_size": 8, "num_attention_heads": 2}"#);
+        let read = ModelConfig::from_file_with(&p, None, &keys).unwrap();
+        assert_eq!((read.config.family(), read.family_from), ("electra", FamilySource::Architectures));
+    }
+
+    #[test]
     fn electra_defaults_follow_transformers() {
         let c: ElectraConfig = serde_json::from_str("{}").unwrap();
         assert_eq!((c.embedding_size, c.hidden_size, c.num_attention_heads), (128, 256, 4));
