@@ -3,7 +3,7 @@
     .venv/bin/python scripts/make_loading_fixtures.py OUT_DIR
 
 One tiny random BertForSequenceClassification (hidden 32, 2 layers, 2 heads,
-vocabulary 1000, 3 labels) written six ways under OUT_DIR:
+vocabulary of models/minilm, 3 labels) written seven ways under OUT_DIR:
 
     sharded-safetensors/  save_pretrained(max_shard_size="50KB"): model.safetensors.index.json + 3+ shards
     sharded-bin/          the same with safe_serialization=False (pytorch_model.bin.index.json), written
@@ -11,6 +11,7 @@ vocabulary 1000, 3 labels) written six ways under OUT_DIR:
     tinybert/             config.json without model_type/architectures, with general TinyBERT's extra fields
                           (emb_size, cell, structure, pre_trained, training); pytorch_model.bin with its
                           extra keys (fit_denses.*, cls.predictions.*)
+    tinybert-general/     the same without the classifier head, as general TinyBERT ships
     google/               bert_config.json only (Google's original field set), pytorch_model.bin with
                           TF-era LayerNorm.gamma/.beta names
     hub/models--test-org--tiny-bert/snapshots/<rev>/ + refs/main
@@ -35,7 +36,7 @@ HUB_ID = "test-org/tiny-bert"
 def build():
     torch.manual_seed(0)
     cfg = BertConfig(
-        vocab_size=1000,
+        vocab_size=30522,  # models/minilm's vocabulary, so its tokenizer drives the CLI test
         hidden_size=32,
         num_hidden_layers=2,
         num_attention_heads=2,
@@ -111,10 +112,15 @@ def main(out):
     extra = {
         "fit_denses.0.weight": torch.randn(128, 32, generator=g),
         "fit_denses.0.bias": torch.randn(128, generator=g),
-        "cls.predictions.bias": torch.randn(1000, generator=g),
+        "cls.predictions.bias": torch.randn(30522, generator=g),
         "cls.predictions.transform.dense.weight": torch.randn(32, 32, generator=g),
     }
     torch.save({**sd, **extra}, d / "pytorch_model.bin")
+    # ... and as general TinyBERT ships: no classifier head at all (for the CLI test).
+    d2 = out / "tinybert-general"
+    d2.mkdir(exist_ok=True)
+    (d2 / "config.json").write_text((d / "config.json").read_text())
+    torch.save({**{k: v for k, v in sd.items() if not k.startswith("classifier.")}, **extra}, d2 / "pytorch_model.bin")
 
     # 4. Google's original conversion: bert_config.json, gamma/beta names.
     d = out / "google"

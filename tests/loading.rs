@@ -269,3 +269,29 @@ fn undecidable_family_asks_for_one() {
     println!("{e}");
     assert!(e.contains("key `model_type`") && e.contains("decoder.weight") && e.contains("--family"), "{e}");
 }
+
+/// `--family` on the command line (the `ModelArgs` every command shares),
+/// on a TinyBERT-style checkpoint without a classifier head.
+#[test]
+fn cli_family_flag_and_key_inference() {
+    let Some(fx) = fixtures() else { return };
+    let model = fx.join("tinybert-general").display().to_string();
+    let tok = root().join("models/minilm").display().to_string();
+    let data = root().join("../shared/data/wos-sample").display().to_string();
+    let bench = |family: &[&str]| {
+        let mut args = vec!["bench", "--model", &model, "--tokenizer", &tok, "--data", &data, "--device", "cpu"];
+        args.extend(["--batch-size", "2", "--max-len", "16", "--warmup", "0", "--train-steps", "1", "--eval-batches", "1"]);
+        args.extend(family);
+        let out = Command::new(env!("CARGO_BIN_EXE_encoder-bench")).args(&args).env("RUST_BACKTRACE", "0").output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (ok, err) = bench(&["--family", "bert"]);
+    assert!(ok && err.contains("family:     bert (from caller)") && err.contains("config fields ignored: cell"), "{err}");
+    assert!(err.contains("missing:    classifier.bias, classifier.weight (newly initialised)"), "{err}");
+    let (ok, err) = bench(&[]);
+    assert!(ok && err.contains("family:     bert (from weight keys)"), "{err}");
+    let (ok, err) = bench(&["--family", "electra"]);
+    assert!(!ok && err.contains("pytorch_model.bin: key `") && !err.contains("panicked"), "{err}");
+    let (ok, err) = bench(&["--family", "gpt2"]);
+    assert!(!ok && err.contains("possible values: bert, electra"), "{err}");
+}
