@@ -295,3 +295,29 @@ fn cli_family_flag_and_key_inference() {
     let (ok, err) = bench(&["--family", "gpt2"]);
     assert!(!ok && err.contains("possible values: bert, electra"), "{err}");
 }
+
+/// ELECTRA without `model_type`/`architectures`: inferred from the `electra.`
+/// keys and `embeddings_project`, and the reloaded model gives the same logits.
+#[test]
+fn electra_without_model_type_is_inferred_from_its_keys() {
+    use encoder_bench::models::{ElectraClassifier, ElectraConfig, save_classifier};
+    let cfg: ElectraConfig = serde_json::from_value(serde_json::json!({"vocab_size": 50, "embedding_size": 8, "hidden_size": 16,
+        "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32, "max_position_embeddings": 16}))
+    .unwrap();
+    tch::manual_seed(3);
+    let model = ElectraClassifier::new(&cfg, LabelMap::numbered(3));
+    let tmp = tempfile::tempdir().unwrap();
+    save_classifier(&model, tmp.path(), None).unwrap();
+    let path = tmp.path().join("config.json");
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    for k in ["model_type", "architectures"] {
+        v.as_object_mut().unwrap().remove(k);
+    }
+    std::fs::write(&path, v.to_string()).unwrap();
+    let (loaded, report) = load_classifier(&ModelSource::Dir(tmp.path().into()), None, Device::Cpu, 0).unwrap();
+    assert_eq!((report.family.as_str(), report.family_from.as_str()), ("electra", "weight keys"), "{report}");
+    let ids = Tensor::from_slice(&[2i64, 5, 7, 9]).view([1, 4]);
+    let (a, b) =
+        tch::no_grad(|| (model.forward_t(&ids, &ids.ones_like(), None, false), loaded.forward_t(&ids, &ids.ones_like(), None, false)));
+    assert_eq!((a - b).abs().max().double_value(&[]), 0.0);
+}
