@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ModelSource {
-    /// A directory with `config.json` and `model.safetensors` or `pytorch_model.bin`.
+    /// A directory with `config.json` (or `bert_config.json`) and `model.safetensors`,
+    /// `pytorch_model.bin`, or the `*.index.json` of sharded weights.
     Dir(PathBuf),
     /// A hub id such as `bert-base-uncased` or `huawei-noah/TinyBERT_General_4L_312D`.
     Hub(String),
