@@ -55,8 +55,10 @@ md("""
 ## 4. Tokenizer, encoding and models
 Texts are tokenised once, in parallel, and padded per batch. The BERT default is the real
 all-MiniLM-L6-v2 checkpoint (a BERT architecture: 6 layers, hidden 384); set `BERT_MODEL` to a
-directory or hub id for bert-base-uncased or TinyBERT. The load report lists what was loaded and
-what is new (the classifier head).
+directory or hub id for bert-base-uncased or TinyBERT. Older releases load as they are: a config
+without `model_type` (the family then comes from the weights' key names), Google's `bert_config.json`,
+TinyBERT's extra config fields and `fit_denses` weights, sharded safetensors or `.bin`. The load
+report lists what was loaded, what is new (the classifier head), and how the family was decided.
 """)
 code("""
 let max_len: usize = env_or("MAX_LEN", 64);

@@ -251,6 +251,9 @@ struct ModelArgs {
     /// Tokenizer directory (tokenizer.json or vocab.txt); default: the model's own, else models/minilm.
     #[arg(long)]
     tokenizer: Option<PathBuf>,
+    /// Model family, for configs without `model_type` (default: from the config, else the weights' key names).
+    #[arg(long, value_parser = ["bert", "electra"])]
+    family: Option<String>,
     /// Name shown in results (default: the model path).
     #[arg(long)]
     name: Option<String>,
@@ -267,7 +270,8 @@ impl ModelArgs {
                 (Some(c), Some(w)) => ModelSource::state_dict(c, w),
                 _ => ModelSource::parse(&self.model),
             };
-            let (model, report) = load_classifier(&source, Some(labels), device, 0)?;
+            let family = self.family.as_deref().map(str::parse).transpose()?;
+            let (model, report) = encoder_bench::models::load_classifier_as(&source, family, Some(labels), device, 0)?;
             eprintln!("{report}");
             (model, source.resolve()?.tokenizer_dir, source.to_string())
         };

@@ -15,5 +15,5 @@ pub use crate::train::pretrain::{Corpus, PretrainConfig, PretrainResult};
 pub use crate::train::{
     FitResult, History, Metrics, OptimizerConfig, OptimizerKind, ProgressMode, Schedule, StopConfig, TrainConfig, fit, validate,
 };
-pub use crate::weights::{LoadReport, ModelSource};
+pub use crate::weights::{LoadReport, ModelFamily, ModelSource};
 pub use tch::Device;

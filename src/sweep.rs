@@ -4,7 +4,7 @@
 //! and reporting because it orchestrates both.
 use crate::data::{Encoded, LabelMap, Split};
 use crate::error::{Error, Result};
-use crate::models::{ModelSource, load_classifier};
+use crate::models::{ModelFamily, ModelSource, load_classifier_as};
 use crate::report::frames::{history_frame, save_frame};
 use crate::report::plot::LineChart;
 use crate::tokenizer::TextTokenizer;
@@ -24,12 +24,15 @@ pub struct SweepModel {
     pub source: ModelSource,
     /// Tokenizer directory when the model has none (an ELECTRA state dict).
     pub tokenizer: Option<PathBuf>,
+    /// The family, when neither the config nor the weights' key names say it
+    /// (`None`: decided by the loader, see [`load_classifier_as`]).
+    pub family: Option<ModelFamily>,
 }
 
 impl SweepModel {
     /// A model whose directory (or hub snapshot) carries its tokenizer.
     pub fn new(name: impl Into<String>, source: ModelSource) -> Self {
-        SweepModel { name: name.into(), source, tokenizer: None }
+        SweepModel { name: name.into(), source, tokenizer: None, family: None }
     }
 
     /// Uses `dir` as tokenizer only when the model's files carry none.
@@ -38,6 +41,20 @@ impl SweepModel {
             Ok(f) if f.tokenizer_dir.is_some() => self,
             _ => self.with_tokenizer(dir),
         }
+    }
+
+    /// The same model built as `family` whatever its config says (an old
+    /// checkpoint whose config has no `model_type`).
+    ///
+    /// ```
+    /// use encoder_bench::models::{ModelFamily, ModelSource};
+    /// use encoder_bench::sweep::SweepModel;
+    /// let m = SweepModel::new("TinyBERT", ModelSource::parse("models/tinybert")).with_family(ModelFamily::Bert);
+    /// assert_eq!(m.family, Some(ModelFamily::Bert));
+    /// ```
+    pub fn with_family(mut self, family: ModelFamily) -> Self {
+        self.family = Some(family);
+        self
     }
 
     /// The same model with an explicit tokenizer directory.
@@ -142,7 +159,7 @@ pub fn sweep(
         let (train, test) = &encoded[&tok_dir];
         for &bs in batch_sizes {
             let start = Instant::now();
-            let (mut model, _) = load_classifier(&m.source, Some(labels.clone()), device, base.seed as i64)?;
+            let (mut model, _) = load_classifier_as(&m.source, m.family, Some(labels.clone()), device, base.seed as i64)?;
             let cfg = TrainConfig {
                 batch_size: bs,
                 checkpoint_dir: base.checkpoint_dir.as_ref().map(|d| d.join(format!("{}-bs{bs}", m.name))),

@@ -447,7 +447,10 @@ fn weights_missing_file_is_named() {
     tiny_model_dir(dir.path());
     std::fs::remove_file(dir.path().join("model.safetensors")).unwrap();
     let e = err_of(load_dir(dir.path()));
-    assert_has(&e, &[&dir.path().display().to_string(), "no weights file", "model.safetensors, pytorch_model.bin"]);
+    assert_has(
+        &e,
+        &[&dir.path().display().to_string(), "no weights file", "model.safetensors, model.safetensors.index.json, pytorch_model.bin"],
+    );
     let src = ModelSource::state_dict(dir.path().join("config.json"), dir.path().join("babylm_model.bin"));
     assert_has(&err_of(src.resolve()), &["babylm_model.bin", "file not found: expected the weights file"]);
     let e = read_weights(dir.path().join("gone.bin")).unwrap_err();

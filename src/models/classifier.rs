@@ -10,7 +10,7 @@ use crate::data::LabelMap;
 use crate::error::{Error, Result};
 use crate::tokenizer::TextTokenizer;
 use crate::weights::ModelSource;
-use crate::weights::{KeyMap, LoadReport, load_into, read_weights};
+use crate::weights::{KeyMap, LoadReport, ModelFamily, WeightSet, load_set_into};
 use std::path::Path;
 use tch::nn;
 use tch::{Device, Kind, Tensor};
@@ -216,6 +216,7 @@ const IGNORED_KEYS: &[&str] = &[
     "discriminator_predictions.", // ElectraForPreTraining's head
     "cls.",                       // BertForPreTraining / BertForMaskedLM heads
     "pooler.",                    // we classify from [CLS], not the pooler
+    "fit_denses.",                // TinyBERT's distillation projections
 ];
 
 /// Loads a classifier from `source`: the encoder's weights from the file
@@ -239,8 +240,34 @@ pub fn load_classifier(
     device: Device,
     seed: i64,
 ) -> Result<(Box<dyn TextClassifier>, LoadReport)> {
+    load_classifier_as(source, None, labels, device, seed)
+}
+
+/// [`load_classifier`] with the family given by the caller (`None`: from the
+/// config's `model_type` / `architectures`, else from the weights' key
+/// names). Single and sharded weights load alike, shard by shard; the report
+/// says how the family was decided and which config fields were ignored.
+///
+/// ```no_run
+/// use encoder_bench::data::LabelMap;
+/// use encoder_bench::models::{ModelSource, load_classifier_as};
+/// use encoder_bench::weights::ModelFamily;
+/// let src = ModelSource::parse("TinyBERT_General_4L_312D");
+/// let (_model, report) = load_classifier_as(&src, Some(ModelFamily::Bert), Some(LabelMap::wos_level1()), tch::Device::Cpu, 0)?;
+/// assert_eq!(report.family_from, "caller");
+/// # Ok::<(), encoder_bench::Error>(())
+/// ```
+pub fn load_classifier_as(
+    source: &ModelSource,
+    family: Option<ModelFamily>,
+    labels: Option<LabelMap>,
+    device: Device,
+    seed: i64,
+) -> Result<(Box<dyn TextClassifier>, LoadReport)> {
     let files = source.resolve()?;
-    let config = ModelConfig::from_file(&files.config)?;
+    let weights = WeightSet::open(&files.weights)?;
+    let read = ModelConfig::from_file_with(&files.config, family, &weights.keys())?;
+    let config = read.config;
     let labels = match labels {
         Some(l) => l,
         None => read_labels(&files.config)?,
@@ -250,11 +277,13 @@ pub fn load_classifier(
     }
     tch::manual_seed(seed);
     let mut model = build(&config, labels);
-    let weights = read_weights(&files.weights)?;
     let family = config.family();
     let map =
         KeyMap { encoder_prefix: family, strip_prefixes: &["bert.", "electra."], ignore: IGNORED_KEYS, may_be_missing: &["classifier."] };
-    let report = load_into(model.var_store(), weights, &map, &files.weights)?;
+    let mut report = load_set_into(model.var_store(), weights, &map)?;
+    report.family = family.to_string();
+    report.family_from = read.family_from.to_string();
+    report.config_ignored = read.ignored_fields;
     model.var_store_mut().set_device(device);
     Ok((model, report))
 }

@@ -3,7 +3,10 @@
 //! Field names and defaults mirror `transformers`' `BertConfig` and
 //! `ElectraConfig`, so any checkpoint's config loads unchanged; values we do
 //! not implement are refused with the key named instead of being ignored.
+//! Fields we do not know (TinyBERT's `emb_size`, `cell`, ...) are ignored,
+//! as transformers ignores them, and listed in the load report.
 use crate::error::{Error, Result};
+use crate::weights::{FamilySource, ModelFamily, infer_family};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -309,30 +312,191 @@ pub enum ModelConfig {
     Electra(ElectraConfig),
 }
 
+/// Config fields of transformers' `PretrainedConfig` (and of Google's
+/// original BERT configs) that do not change how the encoder computes; they
+/// are accepted silently rather than listed as ignored.
+const COMMON_FIELDS: &[&str] = &[
+    "architectures",
+    "model_type",
+    "id2label",
+    "label2id",
+    "num_labels",
+    "torch_dtype",
+    "dtype",
+    "transformers_version",
+    "_name_or_path",
+    "use_cache",
+    "classifier_dropout",
+    "gradient_checkpointing",
+    "initializer_range",
+    "bos_token_id",
+    "eos_token_id",
+    "sep_token_id",
+    "tie_word_embeddings",
+    "return_dict",
+    "output_hidden_states",
+    "output_attentions",
+    "is_decoder",
+    "add_cross_attention",
+    "problem_type",
+    "finetuning_task",
+    "directionality",
+    "pooler_fc_size",
+    "pooler_num_attention_heads",
+    "pooler_num_fc_layers",
+    "pooler_size_per_head",
+    "pooler_type",
+    "summary_type",
+    "summary_use_proj",
+    "summary_activation",
+    "summary_last_dropout",
+    "chunk_size_feed_forward",
+    "is_encoder_decoder",
+    "pruned_heads",
+    "torchscript",
+    "use_bfloat16",
+    "tf_legacy_loss",
+    "tie_encoder_decoder",
+    "decoder_start_token_id",
+    "task_specific_params",
+    "cross_attention_hidden_size",
+    "tokenizer_class",
+    "prefix",
+    // transformers 4.x wrote generation defaults into every config.
+    "max_length",
+    "min_length",
+    "do_sample",
+    "early_stopping",
+    "num_beams",
+    "num_beam_groups",
+    "diversity_penalty",
+    "temperature",
+    "top_k",
+    "top_p",
+    "typical_p",
+    "repetition_penalty",
+    "length_penalty",
+    "no_repeat_ngram_size",
+    "encoder_no_repeat_ngram_size",
+    "bad_words_ids",
+    "num_return_sequences",
+    "output_scores",
+    "return_dict_in_generate",
+    "forced_bos_token_id",
+    "forced_eos_token_id",
+    "remove_invalid_values",
+    "exponential_decay_length_penalty",
+    "suppress_tokens",
+    "begin_suppress_tokens",
+];
+
+/// A config as read by [`ModelConfig::from_file_with`]: the config, how its
+/// family was decided, and the fields it carries that this crate does not use.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigRead {
+    /// The parsed config.
+    pub config: ModelConfig,
+    /// Where the family came from.
+    pub family_from: FamilySource,
+    /// Unknown fields, ignored as transformers ignores them (sorted).
+    pub ignored_fields: Vec<String>,
+}
+
+fn family_of_model_type(path: &Path, model_type: &str) -> Result<ModelFamily> {
+    model_type
+        .parse()
+        .map_err(|_| Error::config(path, "model_type", format!("`{model_type}` is not supported; expected \"bert\" or \"electra\"")))
+}
+
 impl ModelConfig {
     /// Reads a `config.json`, choosing the family from `model_type` (or,
-    /// when absent, from `architectures`).
+    /// when absent, from `architectures`); a config naming neither is an
+    /// error here; [`ModelConfig::from_file_with`] also takes the caller's
+    /// family and the weights' key names.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        Ok(Self::from_file_with(path, None, &[])?.config)
+    }
+
+    /// Reads a `config.json` (or `bert_config.json`), deciding the family in
+    /// this order: `caller` (which must agree with the config's `model_type`
+    /// when it has one), `model_type`, `architectures`, then the key names
+    /// in `weight_keys` (see [`infer_family`]). Unknown fields are ignored
+    /// and listed.
+    ///
+    /// ```
+    /// use encoder_bench::models::ModelConfig;
+    /// use encoder_bench::weights::{FamilySource, ModelFamily};
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("config.json");
+    /// std::fs::write(&path, r#"{"hidden_size": 32, "num_attention_heads": 2, "emb_size": 32, "cell": {}}"#)?;
+    /// let read = ModelConfig::from_file_with(&path, None, &["bert.embeddings.word_embeddings.weight".to_string()])?;
+    /// assert_eq!((read.config.family(), read.family_from), ("bert", FamilySource::WeightKeys));
+    /// assert_eq!(read.ignored_fields, ["cell", "emb_size"]);
+    /// let read = ModelConfig::from_file_with(&path, Some(ModelFamily::Electra), &[])?;
+    /// assert_eq!((read.config.family(), read.family_from), ("electra", FamilySource::Caller));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_file_with(path: impl AsRef<Path>, caller: Option<ModelFamily>, weight_keys: &[String]) -> Result<ConfigRead> {
         let path = path.as_ref();
         let v: serde_json::Value = read_json(path)?;
-        let model_type = v.get("model_type").and_then(|m| m.as_str()).map(str::to_string).or_else(|| {
-            let archs = v.get("architectures")?.as_array()?;
+        let Some(fields) = v.as_object() else {
+            return Err(Error::config(path, "<json>", "expected a JSON object of config fields"));
+        };
+        let model_type = match fields.get("model_type") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(m)) => Some(family_of_model_type(path, m)?),
+            Some(other) => return Err(Error::config(path, "model_type", format!("{other} is not a string"))),
+        };
+        let from_architectures = || {
+            let archs = fields.get("architectures")?.as_array()?;
             archs.iter().filter_map(|a| a.as_str()).find_map(|a| {
                 if a.starts_with("Electra") {
-                    Some("electra".to_string())
+                    Some(ModelFamily::Electra)
                 } else if a.starts_with("Bert") {
-                    Some("bert".to_string())
+                    Some(ModelFamily::Bert)
                 } else {
                     None
                 }
             })
-        });
-        match model_type.as_deref() {
-            Some("bert") => Ok(ModelConfig::Bert(BertConfig::from_file(path)?)),
-            Some("electra") => Ok(ModelConfig::Electra(ElectraConfig::from_file(path)?)),
-            Some(other) => Err(Error::config(path, "model_type", format!("`{other}` is not supported; expected \"bert\" or \"electra\""))),
-            None => Err(Error::config(path, "model_type", "missing, and `architectures` names no Bert* or Electra* class")),
-        }
+        };
+        let (family, family_from) = match (caller, model_type) {
+            (Some(c), Some(m)) if c != m => {
+                return Err(Error::config(
+                    path,
+                    "model_type",
+                    format!("`{m}` contradicts the family `{c}` the caller asked for; drop the family or fix the config"),
+                ));
+            }
+            (Some(c), _) => (c, FamilySource::Caller),
+            (None, Some(m)) => (m, FamilySource::ModelType),
+            (None, None) => match (from_architectures(), infer_family(weight_keys)) {
+                (Some(f), _) => (f, FamilySource::Architectures),
+                (None, Some(f)) => (f, FamilySource::WeightKeys),
+                (None, None) => {
+                    let sample: Vec<&str> = weight_keys.iter().take(3).map(String::as_str).collect();
+                    return Err(Error::config(
+                        path,
+                        "model_type",
+                        format!(
+                            "missing, `architectures` names no Bert* or Electra* class, and the weight keys ({}) have no \
+                             `bert.`/`electra.` prefix or encoder names: give the family (`--family bert|electra`, \
+                             `SweepModel::with_family`, `load_classifier_as`)",
+                            if sample.is_empty() { "none given".to_string() } else { format!("{}, …", sample.join(", ")) }
+                        ),
+                    ));
+                }
+            },
+        };
+        let config = match family {
+            ModelFamily::Bert => ModelConfig::Bert(BertConfig::from_file(path)?),
+            ModelFamily::Electra => ModelConfig::Electra(ElectraConfig::from_file(path)?),
+        };
+        let known = serde_json::to_value(&config).unwrap_or_default();
+        let known = known.as_object();
+        let mut ignored_fields: Vec<String> =
+            fields.keys().filter(|k| !COMMON_FIELDS.contains(&k.as_str()) && !known.is_some_and(|o| o.contains_key(*k))).cloned().collect();
+        ignored_fields.sort();
+        Ok(ConfigRead { config, family_from, ignored_fields })
     }
 
     /// `"bert"` or `"electra"`.
@@ -375,6 +539,22 @@ mod tests {
         let p = dir.path().join("config.json");
         std::fs::write(&p, text).unwrap();
         p
+    }
+
+    #[test]
+    fn caller_family_contradicting_model_type_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(&dir, r#"{"model_type": "electra", "hidden_size": 8, "num_attention_heads": 2}"#);
+        let e = ModelConfig::from_file_with(&p, Some(ModelFamily::Bert), &[]).unwrap_err().to_string();
+        assert!(e.contains("key `model_type`") && e.contains("contradicts the family `bert`"), "{e}");
+        let read = ModelConfig::from_file_with(&p, Some(ModelFamily::Electra), &[]).unwrap();
+        assert_eq!((read.config.family(), read.family_from), ("electra", FamilySource::Caller));
+        // model_type wins over the weight keys; architectures over the keys too.
+        let keys = ["bert.embeddings.word_embeddings.weight".to_string()];
+        assert_eq!(ModelConfig::from_file_with(&p, None, &keys).unwrap().family_from, FamilySource::ModelType);
+        let p = write(&dir, r#"{"architectures": ["ElectraForMaskedLM"], "hidden_size": 8, "num_attention_heads": 2}"#);
+        let read = ModelConfig::from_file_with(&p, None, &keys).unwrap();
+        assert_eq!((read.config.family(), read.family_from), ("electra", FamilySource::Architectures));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use super::electra::ElectraModel;
 use crate::error::{Error, Result};
 use crate::tokenizer::TextTokenizer;
 use crate::weights::ModelSource;
-use crate::weights::{KeyMap, LoadReport, load_into, read_weights};
+use crate::weights::{KeyMap, LoadReport, WeightSet, load_into};
 use std::path::Path;
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
@@ -99,7 +99,7 @@ impl ElectraForMaskedLM {
             ));
         }
         let model = Self::new(&cfg);
-        let mut weights = read_weights(&files.weights)?;
+        let mut weights = WeightSet::open(&files.weights)?.into_tensors()?;
         let tied = weights.iter().position(|(k, _)| k == TIED_DECODER_KEY).map(|i| weights.remove(i).1);
         let map = KeyMap {
             encoder_prefix: "electra",

@@ -9,11 +9,13 @@ pub mod electra;
 pub mod mlm;
 pub mod precision;
 
-pub use crate::weights::{LoadReport, ModelFiles, ModelSource, read_weights};
+pub use crate::weights::{LoadReport, ModelFamily, ModelFiles, ModelSource, read_weights};
 pub use bert::BertModel;
-pub use classifier::{BertClassifier, ElectraClassifier, TextClassifier, load_classifier, random_classifier, save_classifier};
+pub use classifier::{
+    BertClassifier, ElectraClassifier, TextClassifier, load_classifier, load_classifier_as, random_classifier, save_classifier,
+};
 pub use compat::check_encoded;
-pub use config::{Activation, BertConfig, ElectraConfig, ModelConfig};
+pub use config::{Activation, BertConfig, ConfigRead, ElectraConfig, ModelConfig};
 pub use electra::ElectraModel;
 pub use mlm::ElectraForMaskedLM;
 pub use precision::{Precision, with_precision};

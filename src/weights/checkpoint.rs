@@ -4,58 +4,13 @@
 //! tch would silently broadcast a `[3]` tensor into a `[2, 3]` variable and
 //! silently convert integer data to floats; we check shapes and dtypes
 //! ourselves and refuse mismatches.
-use super::pickle::read_torch_state_dict;
+pub use super::read::read_weights;
+use super::shards::WeightSet;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
 use tch::{Kind, Tensor, nn};
-
-/// Reads every tensor of a weights file: `.safetensors`, or a PyTorch
-/// `.bin`/`.pt`/`.pth` state dict (zip or legacy format, read without
-/// executing any pickle code). Tensors come back on the CPU.
-pub fn read_weights(path: impl AsRef<Path>) -> Result<Vec<(String, Tensor)>> {
-    let path = path.as_ref();
-    let mut head = [0u8; 8];
-    {
-        use std::io::Read;
-        let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let n = f.read(&mut head).map_err(|e| Error::io(path, e))?;
-        if n < 8 {
-            return Err(Error::weights(path, None, format!("file is {n} bytes long: too short to be a weights file")));
-        }
-    }
-    let is_safetensors = path.extension().is_some_and(|e| e == "safetensors");
-    if is_safetensors {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let st = safetensors::SafeTensors::deserialize(&bytes)
-            .map_err(|e| Error::weights(path, None, format!("not a valid safetensors file: {e}")))?;
-        let mut out = Vec::with_capacity(st.len());
-        for (name, view) in st.iter() {
-            let kind = match view.dtype() {
-                safetensors::Dtype::F32 => Kind::Float,
-                safetensors::Dtype::F16 => Kind::Half,
-                safetensors::Dtype::BF16 => Kind::BFloat16,
-                safetensors::Dtype::F64 => Kind::Double,
-                safetensors::Dtype::I64 => Kind::Int64,
-                safetensors::Dtype::I32 => Kind::Int,
-                safetensors::Dtype::I16 => Kind::Int16,
-                safetensors::Dtype::I8 => Kind::Int8,
-                safetensors::Dtype::U8 => Kind::Uint8,
-                safetensors::Dtype::BOOL => Kind::Bool,
-                other => return Err(Error::weights(path, Some(name), format!("unsupported dtype {other:?}"))),
-            };
-            let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
-            let t = Tensor::f_from_data_size(view.data(), &shape, kind)
-                .map_err(|e| Error::weights(path, Some(name), format!("cannot build tensor: {e}")))?;
-            out.push((name.to_string(), t));
-        }
-        // safetensors iterates in hash order; sort for stable reports.
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        return Ok(out);
-    }
-    read_torch_state_dict(path)
-}
 
 /// What happened to each key when weights were loaded into a model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -75,6 +30,19 @@ pub struct LoadReport {
     pub converted: Vec<(String, String)>,
     /// Keys whose names were rewritten (`LayerNorm.gamma` → `.weight`, prefixes).
     pub renamed: usize,
+    /// The family the model was built as (`bert`, `electra`; empty when not recorded).
+    #[serde(default)]
+    pub family: String,
+    /// How the family was decided: `model_type`, `architectures`, `caller` or `weight keys`.
+    #[serde(default)]
+    pub family_from: String,
+    /// Config fields this crate does not use, ignored as transformers does
+    /// (TinyBERT's `emb_size`, `cell`, `structure`, ...).
+    #[serde(default)]
+    pub config_ignored: Vec<String>,
+    /// Number of shard files read (0 for a single weights file).
+    #[serde(default)]
+    pub shards: usize,
 }
 
 impl LoadReport {
@@ -89,7 +57,7 @@ impl LoadReport {
                 format!("{} … ({} in all)", v[..8].join(", "), v.len())
             }
         };
-        format!(
+        let mut text = format!(
             "weights from {}\n  loaded:     {} tensors\n  missing:    {} (newly initialised)\n  unexpected: {}\n  ignored:    {}\n  converted:  {}",
             self.source,
             self.loaded.len(),
@@ -101,7 +69,17 @@ impl LoadReport {
             } else {
                 format!("{} tensors from {} to f32", self.converted.len(), self.converted[0].1)
             },
-        )
+        );
+        if self.shards > 0 {
+            text.push_str(&format!("\n  shards:     {}", self.shards));
+        }
+        if !self.family.is_empty() {
+            text.push_str(&format!("\n  family:     {} (from {})", self.family, self.family_from));
+        }
+        if !self.config_ignored.is_empty() {
+            text.push_str(&format!("\n  config fields ignored: {}", list(&self.config_ignored)));
+        }
+        text
     }
 }
 
@@ -135,109 +113,168 @@ fn normalise(key: &str) -> String {
 /// mismatches and non-float data for float variables are errors naming the
 /// key; everything else is reported.
 pub fn load_into(vs: &nn::VarStore, weights: Vec<(String, Tensor)>, map: &KeyMap, source: &Path) -> Result<LoadReport> {
-    let mut report = LoadReport { source: source.display().to_string(), ..Default::default() };
-    let vars = vs.variables();
-    let prefix = if map.encoder_prefix.is_empty() { String::new() } else { format!("{}.", map.encoder_prefix) };
+    let mut loading = Loading::new(vs, map, source);
+    loading.feed(weights, source)?;
+    loading.finish()
+}
 
-    // File key → model variable name.
-    let mut by_var: HashMap<String, (String, Tensor)> = HashMap::new();
-    for (key, t) in weights {
-        let mut k = normalise(&key);
-        if k != key {
-            report.renamed += 1;
+/// [`load_into`] for a [`WeightSet`]: a single file, or a sharded checkpoint
+/// loaded one shard at a time (each shard is copied into the model and
+/// dropped before the next is read). The report's `source` is the file or
+/// the index.
+///
+/// ```no_run
+/// use encoder_bench::weights::{KeyMap, WeightSet, load_set_into};
+/// let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+/// let set = WeightSet::open("my-model/model.safetensors.index.json")?;
+/// let map = KeyMap { encoder_prefix: "", strip_prefixes: &["bert."], ignore: &["pooler."], may_be_missing: &[] };
+/// let report = load_set_into(&vs, set, &map)?;
+/// println!("{report}");
+/// # Ok::<(), encoder_bench::Error>(())
+/// ```
+pub fn load_set_into(vs: &nn::VarStore, set: WeightSet, map: &KeyMap) -> Result<LoadReport> {
+    let source = set.path().to_path_buf();
+    let sharded = matches!(set, WeightSet::Sharded(_));
+    let mut loading = Loading::new(vs, map, &source);
+    let mut shards = 0;
+    set.for_each_shard(|file, tensors| {
+        shards += 1;
+        loading.feed(tensors, file)
+    })?;
+    let mut report = loading.finish()?;
+    report.shards = if sharded { shards } else { 0 };
+    Ok(report)
+}
+
+/// An incremental load: tensors are fed file by file and copied at once.
+struct Loading<'a> {
+    vars: HashMap<String, Tensor>,
+    map: &'a KeyMap<'a>,
+    prefix: String,
+    source: &'a Path,
+    /// Model variable → the file key that filled it.
+    filled: HashMap<String, String>,
+    report: LoadReport,
+}
+
+impl<'a> Loading<'a> {
+    fn new(vs: &nn::VarStore, map: &'a KeyMap<'a>, source: &'a Path) -> Self {
+        let prefix = if map.encoder_prefix.is_empty() { String::new() } else { format!("{}.", map.encoder_prefix) };
+        Loading {
+            vars: vs.variables(),
+            map,
+            prefix,
+            source,
+            filled: HashMap::new(),
+            report: LoadReport { source: source.display().to_string(), ..Default::default() },
         }
-        let target = if vars.contains_key(&k) {
-            k
-        } else {
-            for p in map.strip_prefixes {
-                if let Some(rest) = k.strip_prefix(p) {
-                    k = rest.to_string();
-                    break;
-                }
-            }
-            let with_prefix = format!("{prefix}{k}");
-            if vars.contains_key(&with_prefix) {
-                if with_prefix != key {
-                    report.renamed += 1;
-                }
-                with_prefix
-            } else {
-                if map.ignore.iter().any(|i| k.starts_with(i) || k.ends_with(i)) {
-                    report.ignored.push(key);
-                } else {
-                    report.unexpected.push(key);
-                }
-                continue;
-            }
-        };
-        if let Some((prev, _)) = by_var.get(&target) {
-            return Err(Error::weights(source, Some(&key), format!("duplicates `{prev}`: both map to variable `{target}`")));
-        }
-        by_var.insert(target, (key, t));
     }
 
-    let mut names: Vec<&String> = vars.keys().collect();
-    names.sort();
-    let mut missing_required = Vec::new();
-    for name in names {
-        let var = &vars[name];
-        let Some((key, src)) = by_var.remove(name) else {
-            report.missing.push(name.clone());
-            if !map.may_be_missing.iter().any(|m| name.starts_with(m)) {
+    /// The model variable a file key maps to, or `None` (reported as ignored or unexpected).
+    fn target(&mut self, key: &str) -> Option<String> {
+        let mut k = normalise(key);
+        if k != key {
+            self.report.renamed += 1;
+        }
+        if self.vars.contains_key(&k) {
+            return Some(k);
+        }
+        for p in self.map.strip_prefixes {
+            if let Some(rest) = k.strip_prefix(p) {
+                k = rest.to_string();
+                break;
+            }
+        }
+        let with_prefix = format!("{}{k}", self.prefix);
+        if self.vars.contains_key(&with_prefix) {
+            if with_prefix != key {
+                self.report.renamed += 1;
+            }
+            return Some(with_prefix);
+        }
+        if self.map.ignore.iter().any(|i| k.starts_with(i) || k.ends_with(i)) {
+            self.report.ignored.push(key.to_string());
+        } else {
+            self.report.unexpected.push(key.to_string());
+        }
+        None
+    }
+
+    /// Checks and copies the tensors of one file (`file` names it in errors).
+    fn feed(&mut self, weights: Vec<(String, Tensor)>, file: &Path) -> Result<()> {
+        for (key, src) in weights {
+            let Some(name) = self.target(&key) else { continue };
+            if let Some(prev) = self.filled.get(&name) {
+                return Err(Error::weights(file, Some(&key), format!("duplicates `{prev}`: both map to variable `{name}`")));
+            }
+            let var = &self.vars[&name];
+            if src.size() != var.size() {
+                return Err(Error::weights(
+                    file,
+                    Some(&key),
+                    format!("shape mismatch: file has {:?}, model variable `{name}` expects {:?}", src.size(), var.size()),
+                ));
+            }
+            let (sk, vk) = (src.kind(), var.kind());
+            if sk != vk {
+                if !(is_float(sk) && is_float(vk)) {
+                    return Err(Error::weights(
+                        file,
+                        Some(&key),
+                        format!("dtype mismatch: file has {sk:?}, model variable `{name}` expects {vk:?}"),
+                    ));
+                }
+                self.report.converted.push((key.clone(), format!("{sk:?}")));
+            }
+            if is_float(sk) && src.numel() > 0 {
+                let bad = src.isfinite().logical_not().sum(Kind::Int64).int64_value(&[]);
+                if bad > 0 {
+                    return Err(Error::weights(
+                        file,
+                        Some(&key),
+                        format!(
+                            "{bad} of {} values are NaN or infinite: the checkpoint is corrupt (or was saved after training diverged)",
+                            src.numel()
+                        ),
+                    ));
+                }
+            }
+            tch::no_grad(|| var.shallow_clone().copy_(&src.to_kind(vk).to_device(var.device())));
+            self.report.loaded.push(name.clone());
+            self.filled.insert(name, key);
+        }
+        Ok(())
+    }
+
+    /// Lists what stayed missing (an error unless allowed) and sorts the report.
+    fn finish(mut self) -> Result<LoadReport> {
+        let mut names: Vec<&String> = self.vars.keys().filter(|n| !self.filled.contains_key(*n)).collect();
+        names.sort();
+        let mut missing_required = Vec::new();
+        for name in names {
+            self.report.missing.push(name.clone());
+            if !self.map.may_be_missing.iter().any(|m| name.starts_with(m)) {
                 missing_required.push(name.clone());
             }
-            continue;
-        };
-        if src.size() != var.size() {
+        }
+        if !missing_required.is_empty() {
+            let shown: Vec<_> = missing_required.iter().take(6).cloned().collect();
             return Err(Error::weights(
-                source,
-                Some(&key),
-                format!("shape mismatch: file has {:?}, model variable `{name}` expects {:?}", src.size(), var.size()),
+                self.source,
+                Some(&missing_required[0]),
+                format!(
+                    "{} model variable(s) missing from the file ({}{}); is this the right checkpoint for this architecture?",
+                    missing_required.len(),
+                    shown.join(", "),
+                    if missing_required.len() > 6 { ", …" } else { "" }
+                ),
             ));
         }
-        let (sk, vk) = (src.kind(), var.kind());
-        if sk != vk {
-            if !(is_float(sk) && is_float(vk)) {
-                return Err(Error::weights(
-                    source,
-                    Some(&key),
-                    format!("dtype mismatch: file has {sk:?}, model variable `{name}` expects {vk:?}"),
-                ));
-            }
-            report.converted.push((key.clone(), format!("{sk:?}")));
-        }
-        if is_float(sk) && src.numel() > 0 {
-            let bad = src.isfinite().logical_not().sum(Kind::Int64).int64_value(&[]);
-            if bad > 0 {
-                return Err(Error::weights(
-                    source,
-                    Some(&key),
-                    format!(
-                        "{bad} of {} values are NaN or infinite: the checkpoint is corrupt (or was saved after training diverged)",
-                        src.numel()
-                    ),
-                ));
-            }
-        }
-        tch::no_grad(|| var.shallow_clone().copy_(&src.to_kind(vk).to_device(var.device())));
-        report.loaded.push(name.clone());
+        self.report.loaded.sort();
+        self.report.unexpected.sort();
+        self.report.ignored.sort();
+        Ok(self.report)
     }
-    if !missing_required.is_empty() {
-        let shown: Vec<_> = missing_required.iter().take(6).cloned().collect();
-        return Err(Error::weights(
-            source,
-            Some(&missing_required[0]),
-            format!(
-                "{} model variable(s) missing from the file ({}{}); is this the right checkpoint for this architecture?",
-                missing_required.len(),
-                shown.join(", "),
-                if missing_required.len() > 6 { ", …" } else { "" }
-            ),
-        ));
-    }
-    report.unexpected.sort();
-    report.ignored.sort();
-    Ok(report)
 }
 
 fn is_float(kind: Kind) -> bool {

@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ModelSource {
-    /// A directory with `config.json` and `model.safetensors` or `pytorch_model.bin`.
+    /// A directory with `config.json` (or `bert_config.json`) and `model.safetensors`,
+    /// `pytorch_model.bin`, or the `*.index.json` of sharded weights.
     Dir(PathBuf),
     /// A hub id such as `bert-base-uncased` or `huawei-noah/TinyBERT_General_4L_312D`.
     Hub(String),
@@ -36,15 +37,21 @@ impl std::fmt::Display for ModelSource {
 /// The files of a resolved [`ModelSource`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelFiles {
-    /// `config.json`.
+    /// `config.json` (or, for Google's original conversions, `bert_config.json`).
     pub config: PathBuf,
-    /// The weights file.
+    /// The weights file, or the `*.index.json` of a sharded checkpoint
+    /// (open either with [`WeightSet::open`](super::WeightSet::open)).
     pub weights: PathBuf,
     /// A directory holding `tokenizer.json` or `vocab.txt`, when there is one.
     pub tokenizer_dir: Option<PathBuf>,
 }
 
-const WEIGHT_FILES: [&str; 2] = ["model.safetensors", "pytorch_model.bin"];
+/// Weight files looked for, in order: single files before shard indexes,
+/// safetensors before PyTorch.
+const WEIGHT_FILES: [&str; 4] = ["model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json"];
+
+/// Config files looked for, in order (`bert_config.json`: Google's original BERT conversions).
+const CONFIG_FILES: [&str; 2] = ["config.json", "bert_config.json"];
 
 fn has_tokenizer(dir: &Path) -> bool {
     dir.join("tokenizer.json").exists() || dir.join("vocab.txt").exists()
@@ -74,16 +81,19 @@ impl ModelSource {
                 if !dir.is_dir() {
                     return Err(Error::io(dir, std::io::Error::new(std::io::ErrorKind::NotFound, "model directory not found")));
                 }
-                let config = dir.join("config.json");
-                if !config.exists() {
-                    return Err(Error::io(
-                        &config,
+                let config = CONFIG_FILES.iter().map(|c| dir.join(c)).find(|p| p.exists()).ok_or_else(|| {
+                    Error::io(
+                        dir.join(CONFIG_FILES[0]),
                         std::io::Error::new(
                             std::io::ErrorKind::NotFound,
-                            format!("file not found: a model directory needs config.json and one of {}", WEIGHT_FILES.join(", ")),
+                            format!(
+                                "file not found: a model directory needs {} and one of {}",
+                                CONFIG_FILES.join(" or "),
+                                WEIGHT_FILES.join(", ")
+                            ),
                         ),
-                    ));
-                }
+                    )
+                })?;
                 let weights =
                     WEIGHT_FILES.iter().map(|w| dir.join(w)).find(|p| p.exists()).ok_or_else(|| {
                         Error::weights(dir, None, format!("no weights file: expected one of {}", WEIGHT_FILES.join(", ")))
@@ -107,6 +117,15 @@ impl ModelSource {
     }
 }
 
+/// The hub cache: `HF_HUB_CACHE` when set, else `HF_HOME/hub`, else
+/// `~/.cache/huggingface/hub` (as `huggingface_hub` decides).
+fn hub_cache() -> hf_hub::Cache {
+    match std::env::var_os("HF_HUB_CACHE") {
+        Some(dir) if !dir.is_empty() => hf_hub::Cache::new(PathBuf::from(dir)),
+        _ => hf_hub::Cache::from_env(),
+    }
+}
+
 fn offline() -> bool {
     std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
 }
@@ -116,30 +135,43 @@ fn resolve_hub(id: &str) -> Result<ModelFiles> {
     // Ok(path) or the reason it could not be had.
     let fetch = |file: &str| -> std::result::Result<PathBuf, String> {
         if offline() {
-            return hf_hub::Cache::from_env()
+            return hub_cache()
                 .model(id.to_string())
                 .get(file)
                 .ok_or_else(|| "not in the local hub cache and HF_HUB_OFFLINE=1".to_string());
         }
-        let api = hf_hub::api::sync::ApiBuilder::from_env()
-            .with_progress(false)
-            .build()
-            .map_err(|e| format!("cannot start the hub client: {e}"))?;
+        let mut builder = hf_hub::api::sync::ApiBuilder::from_cache(hub_cache());
+        if let Ok(endpoint) = std::env::var("HF_ENDPOINT") {
+            builder = builder.with_endpoint(endpoint);
+        }
+        let api = builder.with_progress(false).build().map_err(|e| format!("cannot start the hub client: {e}"))?;
         api.model(id.to_string()).get(file).map_err(|e| format!("download failed: {e} (HF_HUB_OFFLINE=1 uses the local cache only)"))
     };
-    let config = fetch("config.json").map_err(|why| Error::weights(&place, Some("config.json"), format!("model `{id}`: {why}")))?;
-    let mut reasons = Vec::new();
-    let mut weights = None;
-    for w in WEIGHT_FILES {
-        match fetch(w) {
-            Ok(p) => {
-                weights = Some(p);
-                break;
+    let first = |names: &[&str]| -> std::result::Result<PathBuf, String> {
+        let mut reasons = Vec::new();
+        for name in names {
+            match fetch(name) {
+                Ok(p) => return Ok(p),
+                Err(why) => reasons.push(format!("{name}: {why}")),
             }
-            Err(why) => reasons.push(format!("{w}: {why}")),
+        }
+        Err(reasons.join("; "))
+    };
+    let config = first(&CONFIG_FILES).map_err(|why| Error::weights(&place, Some("config.json"), format!("model `{id}`: {why}")))?;
+    let weights = first(&WEIGHT_FILES).map_err(|why| Error::weights(&place, None, format!("no weights file: {why}")))?;
+    if super::shards::is_index(&weights) {
+        // Each shard the index names, from the cache or downloaded.
+        let index = super::shards::ShardIndex::read(&weights)?;
+        let mut names: Vec<&String> = index.weight_map.values().collect();
+        names.sort();
+        names.dedup();
+        for name in names {
+            fetch(name).map_err(|why| {
+                let key = index.weight_map.iter().find(|(_, f)| *f == name).map(|(k, _)| k.as_str());
+                Error::weights(place.join(name), key, format!("shard named by {}: {why}", weights.display()))
+            })?;
         }
     }
-    let weights = weights.ok_or_else(|| Error::weights(&place, None, format!("no weights file: {}", reasons.join("; "))))?;
     for t in ["tokenizer.json", "vocab.txt", "tokenizer_config.json"] {
         // Optional: models ship one tokenizer format or the other.
         let _ = fetch(t);
