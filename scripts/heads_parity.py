@@ -41,7 +41,7 @@ def logits(model_dir, out, trust):
     )
     bad = {k: sorted(v) for k, v in info.items() if v}
     tok_dir = model_dir if (pathlib.Path(model_dir) / "tokenizer.json").exists() else MINILM
-    tok = AutoTokenizer.from_pretrained(tok_dir)
+    tok = AutoTokenizer.from_pretrained(tok_dir, trust_remote_code=trust)
     enc = tok(SENTENCES, truncation=True, max_length=24, padding=True, return_tensors="pt")
     ids, mask = enc["input_ids"], enc["attention_mask"]
     types = enc.get("token_type_ids", torch.zeros_like(ids))
@@ -57,8 +57,11 @@ def refuse(model_dir):
     try:
         model, info = AutoModelForSequenceClassification.from_pretrained(model_dir, output_loading_info=True)
     except Exception as e:  # noqa: BLE001 - any refusal counts; the message is reported
+        # transformers may have prompted "run the custom code? [y/N]" (stdin is closed: no) without a newline.
+        print()
         print(json.dumps({"refused": True, "error": f"{type(e).__name__}: {e}"[:400]}))
         return
+    print()
     print(json.dumps({"refused": False, "class": type(model).__name__, "missing": sorted(info["missing_keys"])}))
 
 
