@@ -27,6 +27,8 @@ enum Command {
     Bench(Box<BenchArgs>),
     /// Compare a model's logits on a device with the CPU's (GPU/MPS sanity check).
     CheckDevice(Box<CheckDeviceArgs>),
+    /// Write a fine-tuned checkpoint as a transformers model directory (config with label names, weights, tokenizer).
+    Export(Box<ExportArgs>),
     /// Fine-tune the shipped MiniLM on the shipped WOS sample (a quick demo).
     Demo {
         /// Epochs to run.
@@ -352,6 +354,7 @@ fn main() -> Result<()> {
         Command::Eval(args) => eval_cmd(*args),
         Command::Pretrain(args) => pretrain_cmd(*args),
         Command::Sweep(args) => sweep_cmd(*args),
+        Command::Export(args) => export_cmd(*args),
         Command::Demo { epochs, out } => {
             let cli = Cli::parse_from(["encoder-bench", "fit", "--train-size", "168", "--max-len", "128", "--epochs", &epochs.to_string()]);
             let Command::Fit(mut args) = cli.command else { unreachable!("parsed a fit command") };
@@ -658,5 +661,53 @@ fn check_device_cmd(args: CheckDeviceArgs) -> Result<()> {
     if d32 > args.tol {
         anyhow::bail!("{device_name} fp32 logits differ from the CPU's by {d32:.3e} (> {:.1e})", args.tol);
     }
+    Ok(())
+}
+
+// ---- export: a fine-tuned checkpoint as a transformers model directory ----
+
+#[derive(Args)]
+struct ExportArgs {
+    /// A saved classifier directory (e.g. runs/fit/checkpoints/best).
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Output directory, ready for AutoModelForSequenceClassification.from_pretrained.
+    #[arg(long)]
+    out: PathBuf,
+    /// Tokenizer directory (default: the checkpoint's, else models/minilm).
+    #[arg(long)]
+    tokenizer: Option<PathBuf>,
+    /// Dataset whose label names go into id2label/label2id (WOS directory, .csv or .parquet); default: the checkpoint's.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Label column for CSV / Parquet.
+    #[arg(long, default_value = "label")]
+    label_column: String,
+    /// Text column for CSV / Parquet.
+    #[arg(long, default_value = "text")]
+    text_column: String,
+}
+
+fn export_cmd(args: ExportArgs) -> Result<()> {
+    use encoder_bench::models::export::export_classifier;
+    let labels = match &args.data {
+        Some(data) => {
+            let d = DataArgs {
+                data: data.clone(),
+                text_column: args.text_column.clone(),
+                label_column: args.label_column.clone(),
+                train_size: None,
+            };
+            Some(d.load()?.0.labels)
+        }
+        None => None,
+    };
+    let source = ModelSource::parse(&args.checkpoint.to_string_lossy());
+    let has_tokenizer = source.resolve()?.tokenizer_dir.is_some();
+    let tok = args.tokenizer.clone().or_else(|| (!has_tokenizer).then(|| PathBuf::from("models/minilm")));
+    let e = export_classifier(&source, labels, tok.as_deref(), &args.out)?;
+    println!("exported {} ({}, {} head; labels {:?})", e.dir.display(), e.architecture, e.head, e.labels);
+    let trust = if e.needs_remote_code { ", trust_remote_code=True" } else { "" };
+    println!("load in Python: AutoModelForSequenceClassification.from_pretrained(\"{}\"{trust})", e.dir.display());
     Ok(())
 }

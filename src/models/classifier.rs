@@ -1,10 +1,12 @@
 //! The notebook's `BERTClass` and `ELECTRAClass`: encoder → hidden state of
-//! `[CLS]` → dropout → `Linear(hidden, classes)`.
+//! `[CLS]` → dropout → `Linear(hidden, classes)`, or, by choice, transformers'
+//! own sequence-classification heads ([`Head`], in `heads.rs`).
 //!
 //! `forward_t` returns logits. The seed applied a softmax before
 //! `CrossEntropyLoss` (which applies its own), flattening the gradients; we
 //! keep one softmax, inside the loss, and expose probabilities separately.
 use super::config::{BertConfig, ElectraConfig, ModelConfig, read_json};
+use super::heads::{ClassifierHead, Head};
 use super::{BertModel, ElectraModel};
 use crate::data::LabelMap;
 use crate::error::{Error, Result};
@@ -55,6 +57,11 @@ pub trait TextClassifier: std::fmt::Debug {
     /// The class names; their count is the number of outputs.
     fn labels(&self) -> &LabelMap;
 
+    /// The classification head ([`Head::Cls`] unless the model says otherwise).
+    fn head(&self) -> Head {
+        Head::Cls
+    }
+
     /// Number of outputs.
     fn num_classes(&self) -> i64 {
         self.labels().len() as i64
@@ -88,28 +95,11 @@ macro_rules! impl_text_classifier {
             fn labels(&self) -> &LabelMap {
                 &self.labels
             }
+            fn head(&self) -> Head {
+                self.head.kind()
+            }
         }
     };
-}
-
-/// Dropout + `classifier` Linear over the `[CLS]` hidden state.
-#[derive(Debug)]
-struct ClsHead {
-    dropout: f64,
-    classifier: nn::Linear,
-}
-
-impl ClsHead {
-    fn new(p: &nn::Path, hidden: i64, classes: i64, dropout: f64) -> Self {
-        // HF initialises heads as N(0, 0.02) with zero bias; tch's default
-        // (Kaiming uniform) gives larger initial logits.
-        let cfg = nn::LinearConfig { ws_init: nn::Init::Randn { mean: 0.0, stdev: 0.02 }, bs_init: Some(nn::Init::Const(0.0)), bias: true };
-        ClsHead { dropout, classifier: nn::linear(p / "classifier", hidden, classes, cfg) }
-    }
-
-    fn forward(&self, hidden: &Tensor, train: bool) -> Tensor {
-        super::precision::linear(&self.classifier, &super::dropout::dropout(&hidden.select(1, 0), self.dropout, train))
-    }
 }
 
 /// The notebook's `BERTClass`: any BERT-architecture encoder (bert-base,
@@ -118,17 +108,31 @@ impl ClsHead {
 pub struct BertClassifier {
     vs: nn::VarStore,
     bert: BertModel,
-    head: ClsHead,
+    head: ClassifierHead,
     config: ModelConfig,
     labels: LabelMap,
 }
 
 impl BertClassifier {
-    /// A classifier with freshly initialised weights (on the CPU; load, then move).
+    /// A classifier with the seed's head and freshly initialised weights (on the CPU; load, then move).
     pub fn new(cfg: &BertConfig, labels: LabelMap) -> Self {
+        Self::with_head(cfg, labels, Head::Cls)
+    }
+
+    /// A classifier with `head` and freshly initialised weights (on the CPU).
+    ///
+    /// ```
+    /// use encoder_bench::models::{BertClassifier, BertConfig, Head, TextClassifier};
+    /// let cfg: BertConfig = serde_json::from_str(r#"{"vocab_size": 50, "hidden_size": 8, "num_hidden_layers": 1,
+    ///     "num_attention_heads": 2, "intermediate_size": 16, "max_position_embeddings": 16}"#).unwrap();
+    /// let model = BertClassifier::with_head(&cfg, encoder_bench::data::LabelMap::numbered(3), Head::Transformers);
+    /// assert!(model.var_store().variables().contains_key("bert.pooler.dense.weight"));
+    /// assert_eq!(model.head(), Head::Transformers);
+    /// ```
+    pub fn with_head(cfg: &BertConfig, labels: LabelMap, head: Head) -> Self {
         let vs = nn::VarStore::new(Device::Cpu);
         let bert = BertModel::new(&(vs.root() / "bert"), cfg, false);
-        let head = ClsHead::new(&vs.root(), cfg.hidden_size, labels.len() as i64, cfg.hidden_dropout_prob);
+        let head = ClassifierHead::new(&vs.root(), head, "bert", cfg.hidden_size, labels.len() as i64, cfg.hidden_dropout_prob);
         BertClassifier { vs, bert, head, config: ModelConfig::Bert(cfg.clone()), labels }
     }
 }
@@ -148,17 +152,31 @@ unsafe impl Sync for BertClassifier {}
 pub struct ElectraClassifier {
     vs: nn::VarStore,
     electra: ElectraModel,
-    head: ClsHead,
+    head: ClassifierHead,
     config: ModelConfig,
     labels: LabelMap,
 }
 
 impl ElectraClassifier {
-    /// A classifier with freshly initialised weights (on the CPU).
+    /// A classifier with the seed's head and freshly initialised weights (on the CPU).
     pub fn new(cfg: &ElectraConfig, labels: LabelMap) -> Self {
+        Self::with_head(cfg, labels, Head::Cls)
+    }
+
+    /// A classifier with `head` (transformers': `classifier.dense` →
+    /// gelu → `classifier.out_proj`) and freshly initialised weights (on the CPU).
+    ///
+    /// ```
+    /// use encoder_bench::models::{ElectraClassifier, ElectraConfig, Head, TextClassifier};
+    /// let cfg: ElectraConfig = serde_json::from_str(r#"{"vocab_size": 50, "embedding_size": 4, "hidden_size": 8,
+    ///     "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 16, "max_position_embeddings": 16}"#).unwrap();
+    /// let model = ElectraClassifier::with_head(&cfg, encoder_bench::data::LabelMap::numbered(3), Head::Transformers);
+    /// assert!(model.var_store().variables().contains_key("classifier.out_proj.weight"));
+    /// ```
+    pub fn with_head(cfg: &ElectraConfig, labels: LabelMap, head: Head) -> Self {
         let vs = nn::VarStore::new(Device::Cpu);
         let electra = ElectraModel::new(&(vs.root() / "electra"), cfg);
-        let head = ClsHead::new(&vs.root(), cfg.hidden_size, labels.len() as i64, cfg.hidden_dropout_prob);
+        let head = ClassifierHead::new(&vs.root(), head, "electra", cfg.hidden_size, labels.len() as i64, cfg.hidden_dropout_prob);
         ElectraClassifier { vs, electra, head, config: ModelConfig::Electra(cfg.clone()), labels }
     }
 }
@@ -168,10 +186,10 @@ impl_text_classifier!(ElectraClassifier, electra);
 // SAFETY: as for `BertClassifier`: `&self` methods only read the weights.
 unsafe impl Sync for ElectraClassifier {}
 
-fn build(config: &ModelConfig, labels: LabelMap) -> Box<dyn TextClassifier> {
+fn build(config: &ModelConfig, labels: LabelMap, head: Head) -> Box<dyn TextClassifier> {
     match config {
-        ModelConfig::Bert(c) => Box::new(BertClassifier::new(c, labels)),
-        ModelConfig::Electra(c) => Box::new(ElectraClassifier::new(c, labels)),
+        ModelConfig::Bert(c) => Box::new(BertClassifier::with_head(c, labels, head)),
+        ModelConfig::Electra(c) => Box::new(ElectraClassifier::with_head(c, labels, head)),
     }
 }
 
@@ -201,8 +219,28 @@ pub fn init_like_transformers(vs: &nn::VarStore, pad_token_id: Option<i64>) {
 /// A classifier with random weights initialised as `transformers` does, for
 /// "no pre-training" baselines. Seeded through `tch::manual_seed`.
 pub fn random_classifier(config: &ModelConfig, labels: LabelMap, device: Device, seed: i64) -> Box<dyn TextClassifier> {
+    random_classifier_with_head(config, labels, Head::Cls, device, seed)
+}
+
+/// [`random_classifier`] with a chosen [`Head`].
+///
+/// ```
+/// use encoder_bench::models::{Head, ModelConfig, random_classifier_with_head};
+/// let cfg = ModelConfig::from_file("tests/fixtures/tiny-bert.json")?;
+/// let labels = encoder_bench::data::LabelMap::numbered(2);
+/// let model = random_classifier_with_head(&cfg, labels, Head::Transformers, tch::Device::Cpu, 0);
+/// assert_eq!(model.head(), Head::Transformers);
+/// # Ok::<(), encoder_bench::Error>(())
+/// ```
+pub fn random_classifier_with_head(
+    config: &ModelConfig,
+    labels: LabelMap,
+    head: Head,
+    device: Device,
+    seed: i64,
+) -> Box<dyn TextClassifier> {
     tch::manual_seed(seed);
-    let mut model = build(config, labels);
+    let mut model = build(config, labels, head);
     init_like_transformers(model.var_store(), config.pad_token_id());
     model.var_store_mut().set_device(device);
     model
@@ -215,7 +253,7 @@ const IGNORED_KEYS: &[&str] = &[
     "generator_lm_head.",
     "discriminator_predictions.", // ElectraForPreTraining's head
     "cls.",                       // BertForPreTraining / BertForMaskedLM heads
-    "pooler.",                    // we classify from [CLS], not the pooler
+    "pooler.",                    // the seed's head classifies from [CLS], not the pooler
     "fit_denses.",                // TinyBERT's distillation projections
 ];
 
@@ -226,6 +264,9 @@ const IGNORED_KEYS: &[&str] = &[
 /// `labels` gives the classes; `None` takes them from the config's
 /// `id2label` (written by [`save_classifier`]). Weights are read on the CPU
 /// and then moved to `device`.
+///
+/// The head is the one the checkpoint's config records (see [`Head::recorded`]),
+/// else the seed's; [`load_classifier_with_head`] chooses it.
 ///
 /// ```no_run
 /// use encoder_bench::data::LabelMap;
@@ -240,7 +281,7 @@ pub fn load_classifier(
     device: Device,
     seed: i64,
 ) -> Result<(Box<dyn TextClassifier>, LoadReport)> {
-    load_classifier_as(source, None, labels, device, seed)
+    load(source, None, labels, None, device, seed)
 }
 
 /// [`load_classifier`] with the family given by the caller (`None`: from the
@@ -264,10 +305,53 @@ pub fn load_classifier_as(
     device: Device,
     seed: i64,
 ) -> Result<(Box<dyn TextClassifier>, LoadReport)> {
+    load(source, family, labels, None, device, seed)
+}
+
+/// [`load_classifier`] with the head chosen: `Some(head)` builds
+/// `head` (an error when the checkpoint records another one), `None` the
+/// recorded one or the seed's. With [`Head::Transformers`] a pretrained
+/// BERT's pooler (`pooler.dense.*`) is loaded when the file has it.
+///
+/// ```no_run
+/// use encoder_bench::models::{Head, ModelSource, load_classifier_with_head};
+/// let labels = Some(encoder_bench::data::LabelMap::wos_level1());
+/// let (model, report) = load_classifier_with_head(&ModelSource::parse("models/minilm"), labels, Some(Head::Transformers), tch::Device::Cpu, 0)?;
+/// assert!(!report.missing.iter().any(|k| k.starts_with("bert.pooler")));
+/// # Ok::<(), encoder_bench::Error>(())
+/// ```
+pub fn load_classifier_with_head(
+    source: &ModelSource,
+    labels: Option<LabelMap>,
+    head: Option<Head>,
+    device: Device,
+    seed: i64,
+) -> Result<(Box<dyn TextClassifier>, LoadReport)> {
+    load(source, None, labels, head, device, seed)
+}
+
+fn load(
+    source: &ModelSource,
+    family: Option<ModelFamily>,
+    labels: Option<LabelMap>,
+    head: Option<Head>,
+    device: Device,
+    seed: i64,
+) -> Result<(Box<dyn TextClassifier>, LoadReport)> {
     let files = source.resolve()?;
     let weights = WeightSet::open(&files.weights)?;
-    let read = ModelConfig::from_file_with(&files.config, family, &weights.keys())?;
+    let (read, recorded) = super::heads::read_config(&files.config, family, &weights.keys())?;
     let config = read.config;
+    let head = match (head, recorded) {
+        (Some(h), Some(r)) if h != r => {
+            return Err(Error::config(
+                &files.config,
+                super::heads::HEAD_KEY,
+                format!("the checkpoint has the `{r}` head; `{h}` was asked for"),
+            ));
+        }
+        (h, r) => h.or(r).unwrap_or_default(),
+    };
     let labels = match labels {
         Some(l) => l,
         None => read_labels(&files.config)?,
@@ -276,10 +360,14 @@ pub fn load_classifier_as(
         return Err(Error::invalid("labels", "a classifier needs at least one class"));
     }
     tch::manual_seed(seed);
-    let mut model = build(&config, labels);
+    let mut model = build(&config, labels, head);
     let family = config.family();
-    let map =
-        KeyMap { encoder_prefix: family, strip_prefixes: &["bert.", "electra."], ignore: IGNORED_KEYS, may_be_missing: &["classifier."] };
+    let map = KeyMap {
+        encoder_prefix: family,
+        strip_prefixes: &["bert.", "electra."],
+        ignore: IGNORED_KEYS,
+        may_be_missing: &["classifier.", "bert.pooler."],
+    };
     let mut report = load_set_into(model.var_store(), weights, &map)?;
     report.family = family.to_string();
     report.family_from = read.family_from.to_string();
@@ -307,15 +395,26 @@ fn read_labels(config: &Path) -> Result<LabelMap> {
 }
 
 /// Saves a classifier to `dir` as `model.safetensors` + `config.json` (with
-/// `id2label`/`label2id`) and, if given, `tokenizer.json`; each file is
-/// written atomically, so an interrupted save never leaves a torn file.
+/// `id2label`/`label2id` and the head, see [`super::heads`]) and, if given,
+/// `tokenizer.json`; each file is written atomically, so an interrupted save
+/// never leaves a torn file. A classifier with the seed's head also gets
+/// `modeling_encoder_bench.py`, which transformers runs under
+/// `trust_remote_code=True`.
 pub fn save_classifier(model: &dyn TextClassifier, dir: impl AsRef<Path>, tokenizer: Option<&TextTokenizer>) -> Result<()> {
     let mut cfg = serde_json::to_value(model.config()).map_err(|e| Error::invalid("config", e.to_string()))?;
     let names = model.labels().names();
-    cfg["architectures"] = serde_json::json!(["EncoderBenchClassifier"]);
+    super::heads::mark_config(&mut cfg, model.head(), model.config().family());
     cfg["num_labels"] = serde_json::json!(names.len());
     cfg["id2label"] =
         names.iter().enumerate().map(|(i, n)| (i.to_string(), serde_json::json!(n))).collect::<serde_json::Map<_, _>>().into();
     cfg["label2id"] = names.iter().enumerate().map(|(i, n)| (n.clone(), serde_json::json!(i))).collect::<serde_json::Map<_, _>>().into();
-    crate::weights::save_pretrained(model.var_store(), &cfg, tokenizer, dir.as_ref())
+    crate::weights::save_pretrained(model.var_store(), &cfg, tokenizer, dir.as_ref())?;
+    let modeling = dir.as_ref().join(super::heads::MODELING_FILE);
+    if model.head() == Head::Cls {
+        crate::error::write_atomic(&modeling, super::heads::MODELING_SOURCE.as_bytes())
+    } else if modeling.exists() {
+        std::fs::remove_file(&modeling).map_err(|e| Error::io(&modeling, e))
+    } else {
+        Ok(())
+    }
 }
