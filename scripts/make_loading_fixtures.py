@@ -17,7 +17,9 @@ vocabulary of models/minilm, 3 labels) written seven ways under OUT_DIR:
     hub/models--test-org--tiny-bert/snapshots/<rev>/ + refs/main
                           a hub cache (HF_HUB_CACHE=OUT_DIR/hub, HF_HUB_OFFLINE=1) holding the sharded
                           safetensors checkpoint
-    reference.json        input_ids, attention_mask, the [CLS] logits classifier(last_hidden_state[:, 0])
+    reference.json        input_ids, attention_mask, the [CLS] logits classifier(last_hidden_state[:, 0]) (the
+                          seed's head: configs without architectures) and transformers' own logits
+                          (pooler head: configs naming BertForSequenceClassification)
                           (our classifier's head: no pooler) and the [CLS] hidden states
 
 Every directory holds the same weights, so every one must give reference.json's logits.
@@ -148,10 +150,14 @@ def main(out):
     with torch.no_grad():
         hidden = model.bert(input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids)).last_hidden_state
         logits = model.classifier(hidden[:, 0])
+        # transformers' own output: pooler -> dropout -> classifier, what a
+        # checkpoint naming BertForSequenceClassification is loaded as.
+        seq_logits = model(input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids)).logits
     ref = {
         "input_ids": ids.tolist(),
         "attention_mask": mask.tolist(),
         "cls_logits": logits.tolist(),
+        "seq_logits": seq_logits.tolist(),
         "cls_hidden": hidden[:, 0].tolist(),
         "hub_id": HUB_ID,
         "num_labels": 3,

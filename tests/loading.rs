@@ -47,7 +47,7 @@ struct Reference {
     logits: Tensor,
 }
 
-fn reference(dir: &Path) -> Reference {
+fn reference(dir: &Path, key: &str) -> Reference {
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
     let rows = |key: &str| -> Vec<Vec<f64>> { serde_json::from_value(v[key].clone()).unwrap() };
     let int = |key: &str| {
@@ -55,14 +55,25 @@ fn reference(dir: &Path) -> Reference {
         let flat: Vec<i64> = r.iter().flatten().map(|&x| x as i64).collect();
         Tensor::from_slice(&flat).view([r.len() as i64, -1])
     };
-    let l = rows("cls_logits");
+    let l = rows(key);
     let flat: Vec<f32> = l.iter().flatten().map(|&x| x as f32).collect();
     Reference { ids: int("input_ids"), mask: int("attention_mask"), logits: Tensor::from_slice(&flat).view([l.len() as i64, -1]) }
 }
 
-/// Max |ours - transformers'| over the [CLS] logits; asserts it is below 1e-4.
+/// Max |ours - transformers'| over the logits; asserts it is below 1e-4. A
+/// checkpoint naming `BertForSequenceClassification` loads with transformers'
+/// pooler head (`seq_logits`), one without `architectures` with the seed's
+/// [CLS] head (`cls_logits`).
 fn check_logits(model: &dyn TextClassifier, dir: &Path, what: &str) -> f64 {
-    let r = reference(dir);
+    check_logits_of(model, dir, what, "cls_logits")
+}
+
+fn check_seq_logits(model: &dyn TextClassifier, dir: &Path, what: &str) -> f64 {
+    check_logits_of(model, dir, what, "seq_logits")
+}
+
+fn check_logits_of(model: &dyn TextClassifier, dir: &Path, what: &str, key: &str) -> f64 {
+    let r = reference(dir, key);
     let ours = tch::no_grad(|| model.forward_t(&r.ids, &r.mask, None, false)).to_kind(Kind::Float);
     let diff = (ours - &r.logits).abs().max().double_value(&[]);
     println!("{what}: max abs diff of [CLS] logits vs transformers = {diff:.3e}");
@@ -83,10 +94,10 @@ fn sharded_safetensors_load_shard_by_shard_with_transformers_logits() {
     assert!(report.shards >= 3, "{report}");
     assert_eq!((report.family.as_str(), report.family_from.as_str()), ("bert", "model_type"));
     assert!(report.missing.is_empty() && report.unexpected.is_empty(), "{report}");
-    check_logits(model.as_ref(), fx, "sharded safetensors");
+    check_seq_logits(model.as_ref(), fx, "sharded safetensors");
     // The comparison can fail: a random model of the same shape is far off.
     let other = encoder_bench::models::random_classifier(model.config(), LabelMap::numbered(3), Device::Cpu, 1);
-    let r = reference(fx);
+    let r = reference(fx, "seq_logits");
     let ours = tch::no_grad(|| other.forward_t(&r.ids, &r.mask, None, false));
     assert!((ours - &r.logits).abs().max().double_value(&[]) > 1e-2);
 }
@@ -99,7 +110,7 @@ fn sharded_bin_loads_with_transformers_logits() {
     assert!(report.source.ends_with("pytorch_model.bin.index.json"), "{report}");
     assert!(report.shards >= 3, "{report}");
     assert!(report.missing.is_empty() && report.unexpected.is_empty(), "{report}");
-    check_logits(model.as_ref(), fx, "sharded .bin");
+    check_seq_logits(model.as_ref(), fx, "sharded .bin");
 }
 
 #[test]
@@ -187,7 +198,7 @@ fn hub_child() {
     assert!(files.weights.ends_with("model.safetensors.index.json"), "{files:?}");
     let (model, report) = load_classifier(&src, labels(), Device::Cpu, 0).unwrap();
     assert!(report.shards >= 3, "{report}");
-    check_logits(model.as_ref(), &fx, "hub id");
+    check_seq_logits(model.as_ref(), &fx, "hub id");
     // An id the cache lacks names itself and the offline mode.
     let e = ModelSource::Hub("test-org/absent".into()).resolve().unwrap_err().to_string();
     assert!(e.contains("test-org/absent") && e.contains("HF_HUB_OFFLINE"), "{e}");
