@@ -78,6 +78,10 @@ pub fn install_interrupt_handler() {
 }
 
 /// True once Ctrl-C has asked for a stop (after [`install_interrupt_handler`]).
+///
+/// ```
+/// assert!(!encoder_bench::train::checkpoint::interrupted());
+/// ```
 pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
@@ -108,6 +112,10 @@ pub fn step_seed(salt: u64, seed: u64, epoch: usize, step: usize) -> u64 {
 }
 
 /// A [`step_seed`] as libtorch's `manual_seed` takes it (non-negative).
+///
+/// ```
+/// assert!(encoder_bench::train::checkpoint::torch_seed(u64::MAX) >= 0);
+/// ```
 pub fn torch_seed(seed: u64) -> i64 {
     (seed >> 1) as i64
 }
@@ -198,6 +206,15 @@ pub fn check_no_run(dir: &Path) -> Result<()> {
 /// Writes `dir/<name>` as one checkpoint: the model (by `save_model`, which
 /// writes weights, config and tokenizer as a model directory), the
 /// optimizer's moments when given, and `state` as [`TRAINER_STATE`].
+///
+/// ```
+/// use encoder_bench::train::checkpoint::{read_state, save_checkpoint};
+/// let dir = tempfile::tempdir()?;
+/// save_checkpoint(dir.path(), "last", |_| Ok(()), None, &serde_json::json!({"global_step": 7}))?;
+/// let state: serde_json::Value = read_state(&dir.path().join("last"))?;
+/// assert_eq!(state["global_step"], 7);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn save_checkpoint<S: Serialize>(
     dir: &Path,
     name: &str,
@@ -277,6 +294,14 @@ impl RunLock {
 
 /// Refuses to save weights that are no longer numbers: a checkpoint must be
 /// a point a run can go back to. `what` names the run and position.
+///
+/// ```
+/// let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+/// let mut w = vs.root().zeros("w", &[2]);
+/// assert!(encoder_bench::train::checkpoint::check_finite_weights(&vs, "test").is_ok());
+/// let _ = tch::no_grad(|| w.fill_(f64::NAN));
+/// assert!(encoder_bench::train::checkpoint::check_finite_weights(&vs, "test").is_err());
+/// ```
 pub fn check_finite_weights(vs: &nn::VarStore, what: &str) -> Result<()> {
     let bad =
         tch::no_grad(|| vs.variables().into_iter().find(|(_, v)| v.isfinite().logical_not().any().int64_value(&[]) != 0).map(|(k, _)| k));
