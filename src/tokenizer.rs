@@ -258,6 +258,16 @@ impl TextTokenizer {
 /// The files a Hugging Face tokenizer directory may hold; [`copy_tokenizer_files`] copies those present.
 pub const TOKENIZER_FILES: &[&str] = &["tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"];
 
+/// True when `dir` holds a tokenizer [`TextTokenizer::from_dir`] can read
+/// (`tokenizer.json` or `vocab.txt`).
+///
+/// ```
+/// assert!(!encoder_bench::tokenizer::is_tokenizer_dir(std::path::Path::new("no/such/dir")));
+/// ```
+pub fn is_tokenizer_dir(dir: &Path) -> bool {
+    dir.join("tokenizer.json").is_file() || dir.join("vocab.txt").is_file()
+}
+
 /// Copies the tokenizer files of directory `from` (see [`TOKENIZER_FILES`])
 /// into `to`, each atomically, and returns their names. A directory with
 /// neither `tokenizer.json` nor `vocab.txt` is an error naming it.
@@ -271,7 +281,7 @@ pub const TOKENIZER_FILES: &[&str] = &["tokenizer.json", "vocab.txt", "tokenizer
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn copy_tokenizer_files(from: &Path, to: &Path) -> Result<Vec<String>> {
-    if !from.join("tokenizer.json").is_file() && !from.join("vocab.txt").is_file() {
+    if !is_tokenizer_dir(from) {
         return Err(Error::Tokenizer {
             path: from.to_path_buf(),
             msg: "no tokenizer.json or vocab.txt: expected a tokenizer directory".into(),

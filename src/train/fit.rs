@@ -293,7 +293,7 @@ fn run(
         check_no_run(dir)?;
     }
     if let Some(tok) = &cfg.tokenizer_dir
-        && !(tok.join("tokenizer.json").is_file() || tok.join("vocab.txt").is_file())
+        && !crate::tokenizer::is_tokenizer_dir(tok)
     {
         return Err(Error::invalid("tokenizer_dir", format!("{} has no tokenizer.json or vocab.txt", tok.display())));
     }

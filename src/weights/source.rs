@@ -2,6 +2,7 @@
 //! (through `hf-hub` and its cache), or the seed's case of a bare PyTorch
 //! state dict beside a separate `config.json`.
 use crate::error::{Error, Result};
+use crate::tokenizer::is_tokenizer_dir;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -53,10 +54,6 @@ const WEIGHT_FILES: [&str; 4] = ["model.safetensors", "model.safetensors.index.j
 /// Config files looked for, in order (`bert_config.json`: Google's original BERT conversions).
 const CONFIG_FILES: [&str; 2] = ["config.json", "bert_config.json"];
 
-fn has_tokenizer(dir: &Path) -> bool {
-    dir.join("tokenizer.json").exists() || dir.join("vocab.txt").exists()
-}
-
 impl ModelSource {
     /// A local directory if `spec` exists on disk, otherwise a hub id.
     pub fn parse(spec: &str) -> ModelSource {
@@ -98,7 +95,7 @@ impl ModelSource {
                     WEIGHT_FILES.iter().map(|w| dir.join(w)).find(|p| p.exists()).ok_or_else(|| {
                         Error::weights(dir, None, format!("no weights file: expected one of {}", WEIGHT_FILES.join(", ")))
                     })?;
-                Ok(ModelFiles { config, weights, tokenizer_dir: has_tokenizer(dir).then(|| dir.clone()) })
+                Ok(ModelFiles { config, weights, tokenizer_dir: is_tokenizer_dir(dir).then(|| dir.clone()) })
             }
             ModelSource::StateDict { config, weights } => {
                 for (p, what) in [(config, "the model's config.json"), (weights, "the weights file")] {
@@ -109,7 +106,7 @@ impl ModelSource {
                         ));
                     }
                 }
-                let tokenizer_dir = config.parent().filter(|d| has_tokenizer(d)).map(Path::to_path_buf);
+                let tokenizer_dir = config.parent().filter(|d| is_tokenizer_dir(d)).map(Path::to_path_buf);
                 Ok(ModelFiles { config: config.clone(), weights: weights.clone(), tokenizer_dir })
             }
             ModelSource::Hub(id) => resolve_hub(id),
@@ -176,6 +173,6 @@ fn resolve_hub(id: &str) -> Result<ModelFiles> {
         // Optional: models ship one tokenizer format or the other.
         let _ = fetch(t);
     }
-    let tokenizer_dir = config.parent().filter(|d| has_tokenizer(d)).map(Path::to_path_buf);
+    let tokenizer_dir = config.parent().filter(|d| is_tokenizer_dir(d)).map(Path::to_path_buf);
     Ok(ModelFiles { config, weights, tokenizer_dir })
 }
