@@ -1,11 +1,13 @@
 //! What a run leaves behind: run records (JSON) that reports and notebooks
 //! reload, charts (SVG and PNG), HTML tables and polars data frames for the
-//! notebook, and the hooks that show them in an evcxr Jupyter cell.
+//! notebook, the hooks that show them in an evcxr Jupyter cell, and the
+//! statistics that say whether a difference between runs is real ([`stats`]).
 pub mod display;
 pub mod frames;
 pub mod html;
 pub mod plot;
 pub mod record;
+pub mod stats;
 
 pub use display::evcxr_html;
 pub use frames::{history_frame, save_frame};
