@@ -16,14 +16,19 @@ Settings come from environment variables so the same notebook runs a quick CPU c
 seed settings on a GPU: `WOS_DIR`, `TRAIN_SIZE`, `BERT_MODEL`, `TINYBERT_MODEL`, `ELECTRA_CONFIG` /
 `ELECTRA_STATE_DICT`, `MAX_LEN`, `BATCH_SIZE`, `EPOCHS`, `LEARNING_RATE`, `PRECISION` (fp32|bf16),
 `PADDING` (dynamic|bucketed|max_len; bucketed batches similar lengths together, worth it at MAX_LEN 512),
-`SWEEP_BATCH_SIZES` (default 8,16,32), `SWEEP_EPOCHS`, `PRETRAIN_MINUTES`.
+`SWEEP_BATCH_SIZES` (default 8,16,32), `SWEEP_EPOCHS`, `SWEEP_FOLDS` (default 5; 1 keeps the seed's split),
+`SWEEP_SEEDS` (default 1), `PRETRAIN_MINUTES`.
+
+Three splits, as in any honest evaluation: the model trains on the **training** texts, a
+**validation** set carved from them (10%, at least 2 per class) chooses the epoch and the batch size,
+and the **test** texts are scored once, at the chosen point, and reported.
 """)
 md("## 1. Import and device\nThe crate is a path dependency; the first run compiles it (minutes), later runs reuse the build.")
 code(""":dep encoder-bench = { path = ".." }""")
 code("""
 use encoder_bench::prelude::*;
 use encoder_bench::report::{BarChart, Chart, Heatmap, LineChart, Series, history_frame, dataframe_html, evcxr_html, html_table};
-use encoder_bench::sweep::{Sweep, SweepModel, sweep};
+use encoder_bench::sweep::{Setting, Sweep, SweepModel, SweepPlan, DataSpec, SplitSpec, sweep, describe};
 use encoder_bench::models::{ElectraConfig, Precision};
 fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
     std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -35,14 +40,16 @@ md("""
 WOS-46985 is published by Kowsari et al. (2018) on Mendeley Data as *Web of Science Dataset*
 (WOS.zip); unpack it and set `WOS_DIR` to its `WOS46985` folder. Without it the notebook uses the
 210-abstract sample shipped beside the repository. As in the seed, the first N texts train and the
-rest test; the files interleave the classes, so both sides are balanced.
+rest test; the files interleave the classes, so both sides are balanced. A stratified 10% of the
+training side becomes the validation set.
 """)
 code("""
 let wos_dir: String = std::env::var("WOS_DIR").unwrap_or("../../shared/data/wos-sample".to_string());
 let ds: Dataset = Dataset::read_wos(&wos_dir, WosLevel::L1).unwrap();
 let n_train: usize = env_or("TRAIN_SIZE", ds.len() * 4 / 5);
-let split: Split = Split::first_n(&ds, n_train).unwrap();
-println!("{}: {} texts, {} train / {} test", ds.source, ds.len(), split.train.len(), split.test.len());
+let split: Split = Split::first_n(&ds, n_train)?.with_validation(ValidationSpec::default(), 0)?;
+let n_valid: usize = split.valid.as_ref().map_or(0, |v| v.len());
+println!("{}: {} texts, {} train / {n_valid} validation / {} test", ds.source, ds.len(), split.train.len(), split.test.len());
 """)
 md("## 3. Labels\nThe seven level-1 domains and how many abstracts each has.")
 code("""
@@ -65,6 +72,7 @@ let max_len: usize = env_or("MAX_LEN", 64);
 let bert_src: ModelSource = ModelSource::parse(&std::env::var("BERT_MODEL").unwrap_or("../models/minilm".to_string()));
 let tok: TextTokenizer = TextTokenizer::from_dir(bert_src.resolve().unwrap().tokenizer_dir.expect("model has a tokenizer")).unwrap();
 let train: Encoded = tok.encode_dataset(&split.train, max_len).unwrap();
+let valid: Encoded = tok.encode_dataset(split.selection(), max_len).unwrap();
 let test: Encoded = tok.encode_dataset(&split.test, max_len).unwrap();
 let loaded: (Box<dyn TextClassifier>, LoadReport) = load_classifier(&bert_src, Some(ds.labels.clone()), device, 0).unwrap();
 let mut bert: Box<dyn TextClassifier> = loaded.0;
@@ -92,8 +100,9 @@ load_classifier(&electra_src, Some(ds.labels.clone()), device, 0).unwrap().1
 md("""
 ## 5. Training
 The loss is cross-entropy on logits with the seed's label smoothing (0.001); the seed applied a
-softmax before `CrossEntropyLoss`, which squashes the gradients, and we do not. Create the file
-`notebooks/STOP` to end training cleanly after the current step.
+softmax before `CrossEntropyLoss`, which squashes the gradients, and we do not. The validation set
+chooses the epoch; the model ends holding that epoch's weights and the test set is scored once, there.
+Create the file `notebooks/STOP` to end training cleanly after the current step.
 """)
 code("""
 let cfg: TrainConfig = TrainConfig {
@@ -106,46 +115,44 @@ let cfg: TrainConfig = TrainConfig {
     progress: ProgressMode::Notebook,
     ..TrainConfig::transformers_recipe()
 };
-let out: FitResult = fit(bert.as_mut(), &train, &test, &cfg).unwrap();
+let out: FitResult = fit_and_test(bert.as_mut(), &train, &valid, &test, &cfg)?;
+println!("epoch {:?} chosen on validation; test accuracy there: {:.1}% ({} texts)",
+    out.chosen_epoch, out.test.as_ref().map_or(0.0, |t| t.metrics.accuracy) * 100.0, test.len());
 out.history.clone()
 """)
 code("""LineChart::accuracy_per_epoch(&[("BERT (MiniLM)".to_string(), &out.history)]).evcxr_display();""")
 md("""
 ## 6. Model analysis
-The seed typed its results into tables by hand. Here they are generated: every model is fine-tuned
-at every batch size (`SWEEP_BATCH_SIZES`, default 8, 16 and 32) with the settings above, each run
-starting from the pretrained weights with the same seed. BERT is MiniLM unless `BERT_MODEL` says
-otherwise; TinyBERT joins when `TINYBERT_MODEL` names a directory or hub id.
+The seed typed one run per model and batch size into tables by hand, and one run on 42 test texts
+cannot tell models apart. Here every model is fine-tuned at every batch size (`SWEEP_BATCH_SIZES`)
+on every fold of a stratified `SWEEP_FOLDS`-fold cross-validation (every abstract is a test text
+once), each run starting from the pretrained weights, next to a TF-IDF + logistic-regression
+baseline on the same folds. Epochs and batch sizes are chosen on each fold's validation set.
 """)
 code("""
 let sweep_bs: Vec<usize> = std::env::var("SWEEP_BATCH_SIZES").unwrap_or("8,16,32".to_string())
-    .split(',').map(|s| s.trim().parse().expect("SWEEP_BATCH_SIZES: comma-separated integers")).collect();
-let mut sweep_models: Vec<SweepModel> = vec![
-    SweepModel::new("BERT", bert_src.clone()),
-    SweepModel::new(electra_name.clone(), electra_src.clone()).with_tokenizer_if_missing("../models/minilm"),
-];
+    .split(',').map(|s| s.trim().parse::<usize>()).collect::<Result<_, _>>()?;
+let mut sweep_models: Vec<SweepModel> = vec![SweepModel::new("BERT", bert_src.clone()),
+    SweepModel::new(electra_name.clone(), electra_src.clone()).with_tokenizer_if_missing("../models/minilm")];
 if let Ok(t) = std::env::var("TINYBERT_MODEL") { sweep_models.push(SweepModel::new("TinyBERT", ModelSource::parse(&t))); }
-let mut sweep_cfg: TrainConfig = cfg.clone();
-sweep_cfg.stop.epochs = env_or("SWEEP_EPOCHS", cfg.stop.epochs);
-let sw: Sweep = sweep(&sweep_models, &sweep_bs, &split, &ds.labels, &sweep_cfg, device, |_| {}).unwrap();
-evcxr_html(&dataframe_html(&sw.summary_frame()));
+let plan: SweepPlan = SweepPlan { data: DataSpec::new(&wos_dir), data_fingerprint: None,
+    split: SplitSpec::folds_or_first_n(env_or("SWEEP_FOLDS", 5), n_train, 0), models: sweep_models, batch_sizes: sweep_bs,
+    seeds: (0..env_or("SWEEP_SEEDS", 1u64)).collect(), baseline: true,
+    train: TrainConfig { progress: ProgressMode::Quiet, stop: StopConfig { epochs: env_or("SWEEP_EPOCHS", cfg.stop.epochs), ..cfg.stop.clone() }, ..cfg.clone() } };
+let sw: Sweep = sweep(&plan, device, |r| println!("{}: test accuracy {:.1}%", describe(&plan, &r.job), r.test.accuracy * 100.0))?;
 """)
-md("Accuracy and loss per epoch for every model and batch size (dashed: validation loss).")
+md("Test accuracy at the validation-chosen epoch, mean ± 95% confidence half-width over the runs (n beside it), in percent:")
+code("""evcxr_html(&dataframe_html(&sw.report_frame()));""")
 code("""sw.accuracy_chart().evcxr_display();""")
-code("""sw.loss_chart().evcxr_display();""")
-md("Every epoch of every run, as one long table (the seed's per-batch-size tables, pivoted).")
-code("""evcxr_html(&dataframe_html(&sw.epochs_frame()));""")
-md("Training throughput per run, measured inside the runs above.")
+md("Validation accuracy per epoch, mean over folds, one chart per model:")
+code("""for c in sw.epoch_charts() { c.evcxr_display(); }""")
+md("Paired comparisons on the same test texts (bootstrap over texts, McNemar's exact test):")
+code("""evcxr_html(&dataframe_html(&sw.comparisons_frame()));""")
+md("The best setting (chosen on validation): confusion matrix and per-class F1 over all its test predictions.")
 code("""
-BarChart {
-    title: "Training throughput per run".into(), x_label: "run".into(), y_label: "samples/s".into(),
-    labels: sw.runs.iter().map(|r| r.label()).collect(), values: sw.runs.iter().map(|r| r.train_samples_per_s()).collect(),
-}.evcxr_display();
-""")
-md("The best run: confusion matrix and per-class F1 of its last validation.")
-code("""
-let best_metrics: Metrics = sw.best().and_then(|r| r.metrics.clone()).expect("the sweep validated");
-println!("best run: {}", sw.best().unwrap().label());
+let best: Setting = sw.best_overall().ok_or("the sweep has no model runs")?;
+let best_metrics: Metrics = sw.pooled_metrics(&best)?;
+println!("best setting: {best}");
 Heatmap::confusion(ds.labels.names(), &best_metrics.confusion).evcxr_display();
 """)
 code("""BarChart::per_class_f1(ds.labels.names(), &best_metrics).evcxr_display();""")
@@ -154,6 +161,8 @@ code("""
 let items: String = sw.conclusions().iter().map(|c| format!("<li>{}</li>", encoder_bench::report::html::escape(c))).collect();
 evcxr_html(&format!("<ul>{items}</ul>"));
 """)
+md("Every run and every epoch stay available as tables (also saved as CSV and Parquet):")
+code("""sw.save("out/sweep")?; evcxr_html(&dataframe_html(&sw.runs_frame()));""")
 md("""
 ## 7. Pre-training vs fine-tuning compute
 The seed argued by analogy that pre-training costs far more than fine-tuning. Here both are
@@ -185,12 +194,13 @@ md("Pre-training corpus: the training split only, so the test texts stay unseen.
 code("""
 let ecfg: ElectraConfig = ElectraConfig::seed_shape();
 let e_train: Encoded = mlm_tok.encode_dataset(&split.train, cfg.max_len).unwrap();
+let e_valid: Encoded = mlm_tok.encode_dataset(split.selection(), cfg.max_len).unwrap();
 let e_test: Encoded = mlm_tok.encode_dataset(&split.test, cfg.max_len).unwrap();
 let mut pre_model: Box<dyn TextClassifier> = load_classifier(&ModelSource::parse(&pre_dir), Some(ds.labels.clone()), device, 0).unwrap().0;
-let pre_fit: FitResult = fit(pre_model.as_mut(), &e_train, &e_test, &cfg).unwrap();
+let pre_fit: FitResult = fit_and_test(pre_model.as_mut(), &e_train, &e_valid, &e_test, &cfg)?;
 let mut rnd_model: Box<dyn TextClassifier> = encoder_bench::models::random_classifier(
     &encoder_bench::models::ModelConfig::Electra(ecfg.clone()), ds.labels.clone(), device, 0);
-let rnd_fit: FitResult = fit(rnd_model.as_mut(), &e_train, &e_test, &cfg).unwrap();
+let rnd_fit: FitResult = fit_and_test(rnd_model.as_mut(), &e_train, &e_valid, &e_test, &cfg)?;
 LineChart::accuracy_per_epoch(&[("pre-trained here".to_string(), &pre_fit.history), ("random init".to_string(), &rnd_fit.history)]).evcxr_display();
 """)
 code("""
@@ -210,8 +220,8 @@ use encoder_bench::train::flops::fine_tuning_flops;
              format!("{:.1}", pre.elapsed_s / ft_s), "".into()],
     ];
     evcxr_html(&html_table(&["stage".into(), "tokens".into(), "model FLOPs".into(), "wall s".into(), "samples/s".into()], &rows));
-    let acc = |f: &FitResult| f.history.best().and_then(|e| e.accuracy).unwrap_or(0.0) * 100.0;
-    println!("best accuracy: pre-trained here {:.1}%, random init {:.1}% ({} test texts)", acc(&pre_fit), acc(&rnd_fit), e_test.len());
+    let acc = |f: &FitResult| f.test.as_ref().map_or(0.0, |t| t.metrics.accuracy) * 100.0;
+    println!("test accuracy at the validation-chosen epoch: pre-trained here {:.1}%, random init {:.1}% ({} test texts)", acc(&pre_fit), acc(&rnd_fit), e_test.len());
 }
 """)
 md("""

@@ -55,24 +55,45 @@ struct DataArgs {
     /// Training examples: the first N rows (the seed's split); default 80%.
     #[arg(long)]
     train_size: Option<usize>,
+    /// Share of each class's training texts held out as the validation set that chooses the epoch
+    /// (and, in a sweep, the batch size); 0: the seed's mode, where the test set chooses (records say so).
+    #[arg(long, default_value_t = 0.1)]
+    val_fraction: f64,
+    /// At least this many validation texts per class.
+    #[arg(long, default_value_t = 2)]
+    val_min_per_class: usize,
+    /// Seed of the validation carve.
+    #[arg(long, default_value_t = 0)]
+    split_seed: u64,
 }
 
 impl DataArgs {
-    fn load(&self) -> Result<(Dataset, Split)> {
-        let ext = self.data.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-        let (t, l) = (&self.text_column, &self.label_column);
-        let ds = match ext.as_str() {
-            "csv" => Dataset::read_csv(&self.data, t, l)?,
-            "tsv" | "tab" => Dataset::read_tsv(&self.data, t, l)?,
-            "parquet" | "pq" => Dataset::read_parquet(&self.data, t, l)?,
-            _ if self.data.is_dir() => Dataset::read_wos(&self.data, WosLevel::L1)?,
-            _ => {
-                anyhow::bail!("--data {}: expected a WOS directory (X.txt + YL1.txt) or a .csv, .tsv or .parquet file", self.data.display())
-            }
-        };
+    fn read(&self) -> Result<Dataset> {
+        let ds = Dataset::read_path(&self.data, &self.text_column, &self.label_column)
+            .with_context(|| format!("--data {}", self.data.display()))?;
+        Ok(ds)
+    }
+
+    fn validation(&self) -> Result<Option<ValidationSpec>> {
+        if self.val_fraction == 0.0 {
+            return Ok(None);
+        }
+        if !(self.val_fraction > 0.0 && self.val_fraction < 1.0) {
+            anyhow::bail!("--val-fraction {}: expected a share in (0, 1), or 0 for the seed's mode (the test set chooses)", self.val_fraction);
+        }
+        Ok(Some(ValidationSpec { fraction: self.val_fraction, min_per_class: self.val_min_per_class }))
+    }
+
+    fn split_spec(&self, ds: &Dataset) -> Result<SplitSpec> {
         let n_train = self.train_size.unwrap_or(ds.len() * 4 / 5);
-        let split = Split::first_n(&ds, n_train)?;
-        eprintln!("data: {} ({} train / {} test, {} classes)", ds.source, split.train.len(), split.test.len(), ds.num_classes());
+        Ok(SplitSpec { test: TestSplit::FirstN { n_train }, validation: self.validation()?, validation_seed: self.split_seed })
+    }
+
+    fn load(&self) -> Result<(Dataset, Split)> {
+        let ds = self.read()?;
+        let split = self.split_spec(&ds)?.splits(&ds)?.remove(0);
+        let valid = split.valid.as_ref().map_or("no validation set: the test set chooses (seed's mode)".to_string(), |v| format!("{} validation", v.len()));
+        eprintln!("data: {} ({} train / {valid} / {} test, {} classes)", ds.source, split.train.len(), split.test.len(), ds.num_classes());
         Ok((ds, split))
     }
 }
@@ -93,6 +114,8 @@ struct TrainArgs {
     optimizer: OptimizerConfig,
     #[command(flatten)]
     stop: StopConfig,
+    #[command(flatten)]
+    selection: SelectionConfig,
     #[arg(long, default_value_t = TrainConfig::default().label_smoothing)]
     label_smoothing: f64,
     /// `max` (pad to --max-len, as the seed), `dynamic` (to each batch's longest text) or `bucketed` (dynamic, similar lengths batched together).
@@ -116,6 +139,7 @@ impl TrainArgs {
             eval_batch_size: self.eval_batch_size,
             optimizer: self.optimizer.clone(),
             stop: self.stop.clone(),
+            selection: self.selection.clone(),
             label_smoothing: self.label_smoothing,
             padding: self.padding,
             precision: self.precision,
@@ -186,9 +210,28 @@ struct SweepArgs {
     /// Batch sizes, comma-separated.
     #[arg(long, default_value = "8,16,32", value_delimiter = ',')]
     batch_sizes: Vec<usize>,
-    /// Output directory: summary/epochs tables (CSV + Parquet), sweep.json, charts.
+    /// Seeds, comma-separated: every model × batch size runs once per seed (and fold).
+    #[arg(long, default_value = "0", value_delimiter = ',')]
+    seeds: Vec<u64>,
+    /// Stratified k-fold cross-validation (every text tested once per seed); 1 keeps the --train-size split.
+    #[arg(long, default_value_t = 1)]
+    folds: usize,
+    /// Leave out the TF-IDF + logistic-regression baseline.
+    #[arg(long)]
+    no_baseline: bool,
+    /// Output directory: report/cells/runs/epochs/comparisons tables (CSV + Parquet), sweep.json, charts.
     #[arg(long, default_value = "runs/sweep")]
     out: PathBuf,
+    /// Write the sweep as independent jobs into DIR (plan.json, jobs/NNNN/job.json, jobs.txt) instead of
+    /// running it; with --run-job, the plan whose job to run.
+    #[arg(long, value_name = "DIR", conflicts_with = "collect")]
+    plan: Option<PathBuf>,
+    /// Run job N of the plan in --plan DIR (skipped when done, resumed when cut short).
+    #[arg(long, value_name = "N", requires = "plan")]
+    run_job: Option<usize>,
+    /// Build the summary, comparisons and charts of a planned sweep whose jobs have all run (into DIR/summary).
+    #[arg(long, value_name = "DIR")]
+    collect: Option<PathBuf>,
 }
 
 /// Masked-LM pre-training settings (defaults: the seed's ELECTRA shape on the WOS abstracts, 4 minutes).
@@ -384,11 +427,15 @@ fn fit_cmd(args: FitArgs) -> Result<()> {
     };
     cfg.validate()?;
     let (train, test) = (tok.encode_dataset(&split.train, cfg.max_len)?, tok.encode_dataset(&split.test, cfg.max_len)?);
+    // The seed's mode (no validation set): the test set chooses, and the record says so.
+    let valid = split.valid.as_ref().map(|v| tok.encode_dataset(v, cfg.max_len)).transpose()?;
+    let chosen_on = if valid.is_some() { "validation" } else { "test" };
+    let valid = valid.as_ref().unwrap_or(&test);
     let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let out = if args.resume {
-        encoder_bench::train::resume(model.as_mut(), &train, &test, &cfg)?
+        encoder_bench::train::resume_and_test(model.as_mut(), &train, valid, &test, &cfg)?
     } else {
-        fit(model.as_mut(), &train, &test, &cfg)?
+        fit_and_test(model.as_mut(), &train, valid, &test, &cfg)?
     };
     if out.history.epochs.iter().all(|e| e.steps == 0) {
         anyhow::bail!(
@@ -402,7 +449,11 @@ fn fit_cmd(args: FitArgs) -> Result<()> {
         model: name.clone(),
         data: ds.source.clone(),
         train_size: train.len(),
-        valid_size: test.len(),
+        valid_size: valid.len(),
+        test_size: Some(test.len()),
+        chosen_epoch: out.chosen_epoch,
+        chosen_on: Some(chosen_on.into()),
+        test_metrics: out.test.as_ref().map(|t| t.metrics.clone()),
         device: encoder_bench::device::device_name(device),
         config: cfg,
         history: out.history.clone(),
@@ -419,9 +470,14 @@ fn fit_cmd(args: FitArgs) -> Result<()> {
     let runs = [(name, &out.history)];
     LineChart::accuracy_per_epoch(&runs).save(&args.out.join("accuracy"))?;
     LineChart::loss_per_epoch(&runs).save(&args.out.join("loss"))?;
-    if let Some(v) = &out.last_validation {
-        encoder_bench::report::Heatmap::confusion(ds.labels.names(), &v.metrics.confusion).save(&args.out.join("confusion"))?;
-        println!("{}", v.metrics.report(ds.labels.names()));
+    if let Some(t) = &out.test {
+        encoder_bench::report::Heatmap::confusion(ds.labels.names(), &t.metrics.confusion).save(&args.out.join("confusion"))?;
+        println!(
+            "test set ({} texts) at epoch {} (chosen on the {chosen_on} set):\n{}",
+            test.len(),
+            out.chosen_epoch.unwrap_or(0),
+            t.metrics.report(ds.labels.names())
+        );
     }
     println!("run record: {} (history.csv, accuracy/loss/confusion .svg/.png, checkpoints/)", record_path.display());
     Ok(())
@@ -470,13 +526,38 @@ fn eval_cmd(args: EvalArgs) -> Result<()> {
 }
 
 fn sweep_cmd(args: SweepArgs) -> Result<()> {
-    use encoder_bench::report::Chart;
-    use encoder_bench::sweep::{SweepModel, sweep};
+    use encoder_bench::sweep::{JobOutcome, run_planned_job};
+    let device = || encoder_bench::device::select_device(args.train.device.as_deref());
+    if let Some(dir) = &args.collect {
+        let s = Sweep::collect(dir)?;
+        return report_sweep(&s, &dir.join("summary"));
+    }
+    if let (Some(dir), Some(n)) = (&args.plan, args.run_job) {
+        encoder_bench::train::checkpoint::install_interrupt_handler();
+        match run_planned_job(dir, n, device()?)? {
+            JobOutcome::AlreadyDone(r) => println!("job {n} had already finished (test accuracy {:.1}%): nothing to do", r.test.accuracy * 100.0),
+            JobOutcome::Ran(r) => println!("job {n} finished: test accuracy {:.1}% at epoch {:?}", r.test.accuracy * 100.0, r.chosen_epoch),
+        }
+        return Ok(());
+    }
+    let plan = sweep_plan(&args)?;
+    if let Some(dir) = &args.plan {
+        let commands = plan.write(dir)?;
+        println!("{} jobs written to {}: run each (any order, any machine sharing the paths), then collect:", commands.len(), dir.display());
+        println!("  xargs -P 2 -I{{}} sh -c {{}} < {}/jobs.txt", dir.display());
+        println!("  encoder-bench sweep --collect {}", dir.display());
+        return Ok(());
+    }
     if args.out.join("sweep.json").exists() {
         anyhow::bail!("{} already holds a sweep; choose another --out", args.out.display());
     }
-    let device = encoder_bench::device::select_device(args.train.device.as_deref())?;
-    let (ds, split) = args.data.load()?;
+    let s = sweep(&plan, device()?, |r| {
+        eprintln!("{}: test accuracy {:.1}% (epoch {:?})", encoder_bench::sweep::describe(&plan, &r.job), r.test.accuracy * 100.0, r.chosen_epoch)
+    })?;
+    report_sweep(&s, &args.out)
+}
+
+fn sweep_plan(args: &SweepArgs) -> Result<SweepPlan> {
     let mut models = Vec::new();
     for spec in &args.models {
         let (name, src) = spec.split_once('=').with_context(|| format!("--model `{spec}`: expected NAME=SOURCE"))?;
@@ -490,18 +571,38 @@ fn sweep_cmd(args: SweepArgs) -> Result<()> {
     if models.is_empty() {
         models.push(SweepModel::new("BERT", ModelSource::parse("models/minilm")));
     }
-    let base = TrainConfig { checkpoint_dir: None, ..args.train.config() };
-    let s = sweep(&models, &args.batch_sizes, &split, &ds.labels, &base, device, |r| {
-        eprintln!("{}: best accuracy {:.1}%", r.label(), r.best_accuracy().unwrap_or(0.0) * 100.0)
-    })?;
-    s.save(&args.out)?;
-    s.accuracy_chart().save(&args.out.join("accuracy"))?;
-    s.loss_chart().save(&args.out.join("loss"))?;
-    println!("{}", s.summary_frame());
+    let ds = args.data.read()?;
+    let split = match args.folds {
+        0 => anyhow::bail!("--folds 0: expected 1 (the --train-size split) or more (k-fold cross-validation)"),
+        1 => args.data.split_spec(&ds)?,
+        k => SplitSpec { test: TestSplit::KFold { k, seed: args.data.split_seed }, ..args.data.split_spec(&ds)? },
+    };
+    let plan = SweepPlan {
+        data: DataSpec { path: args.data.data.clone(), text_column: args.data.text_column.clone(), label_column: args.data.label_column.clone() },
+        data_fingerprint: Some(ds.fingerprint()),
+        split,
+        models,
+        batch_sizes: args.batch_sizes.clone(),
+        seeds: args.seeds.clone(),
+        baseline: !args.no_baseline,
+        train: TrainConfig { checkpoint_dir: None, ..args.train.config() },
+    };
+    plan.validate()?;
+    Ok(plan)
+}
+
+fn report_sweep(s: &Sweep, out: &std::path::Path) -> Result<()> {
+    use encoder_bench::report::Chart;
+    s.save(out)?;
+    s.accuracy_chart().save(&out.join("accuracy"))?;
+    for (m, c) in s.plan.models.iter().zip(s.epoch_charts()) {
+        c.save(&out.join(format!("epochs-{}", m.name.replace(|c: char| !c.is_ascii_alphanumeric(), "_"))))?;
+    }
+    println!("{}", s.report_frame());
     for c in s.conclusions() {
         println!("- {c}");
     }
-    println!("written: {}/summary.{{csv,parquet}}, epochs.{{csv,parquet}}, sweep.json, accuracy/loss .svg/.png", args.out.display());
+    println!("written: {}/report, cells, runs, epochs, comparisons .csv/.parquet; sweep.json; accuracy and epochs-* .svg/.png", out.display());
     Ok(())
 }
 
@@ -691,15 +792,7 @@ struct ExportArgs {
 fn export_cmd(args: ExportArgs) -> Result<()> {
     use encoder_bench::models::export::export_classifier;
     let labels = match &args.data {
-        Some(data) => {
-            let d = DataArgs {
-                data: data.clone(),
-                text_column: args.text_column.clone(),
-                label_column: args.label_column.clone(),
-                train_size: None,
-            };
-            Some(d.load()?.0.labels)
-        }
+        Some(data) => Some(Dataset::read_path(data, &args.text_column, &args.label_column).with_context(|| format!("--data {}", data.display()))?.labels),
         None => None,
     };
     let source = ModelSource::parse(&args.checkpoint.to_string_lossy());

@@ -13,7 +13,7 @@ pub mod wos;
 use serde::{Deserialize, Serialize};
 
 pub use batch::{Batch, Batches, Encoded, Padding};
-pub use split::Split;
+pub use split::{Split, SplitRows, ValidationSpec};
 pub use wos::WosLevel;
 
 /// Names of the classes, indexed by label id.
@@ -213,6 +213,75 @@ impl Dataset {
             ));
         }
         Dataset::new(self.source.clone(), self.texts.clone(), self.targets.clone(), labels.clone())
+    }
+
+    /// Reads `path` by its kind: a WOS directory (`X.txt` + `YL1.txt`, level
+    /// 1), or a `.csv`, `.tsv`/`.tab` or `.parquet`/`.pq` file (extension in
+    /// any case) with the given text and label columns.
+    ///
+    /// ```
+    /// let ds = encoder_bench::data::Dataset::read_path("../shared/data/wos-sample", "text", "label")?;
+    /// assert_eq!(ds.num_classes(), 7);
+    /// # Ok::<(), encoder_bench::Error>(())
+    /// ```
+    pub fn read_path(path: impl AsRef<std::path::Path>, text_column: &str, label_column: &str) -> crate::Result<Dataset> {
+        let path = path.as_ref();
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        match ext.as_str() {
+            "csv" => Dataset::read_csv(path, text_column, label_column),
+            "tsv" | "tab" => Dataset::read_tsv(path, text_column, label_column),
+            "parquet" | "pq" => Dataset::read_parquet(path, text_column, label_column),
+            _ if path.is_dir() => Dataset::read_wos(path, WosLevel::L1),
+            _ => Err(crate::Error::data(path, None, "expected a WOS directory (X.txt + YL1.txt) or a .csv, .tsv or .parquet file")),
+        }
+    }
+
+    /// A short hash of the texts, labels and class names (FNV-1a, stable
+    /// across platforms and releases): what a planned job checks to be sure
+    /// it reads the data the plan was made from.
+    ///
+    /// ```
+    /// use encoder_bench::data::{Dataset, LabelMap};
+    /// let a = Dataset::new("a", vec!["x".into()], vec![0], LabelMap::numbered(2))?;
+    /// let mut b = a.clone();
+    /// b.targets[0] = 1;
+    /// assert_ne!(a.fingerprint(), b.fingerprint());
+    /// # Ok::<(), encoder_bench::Error>(())
+    /// ```
+    pub fn fingerprint(&self) -> String {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut eat = |bytes: &[u8]| {
+            for &b in (bytes.len() as u64).to_le_bytes().iter().chain(bytes) {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+        };
+        for name in self.labels.names() {
+            eat(name.as_bytes());
+        }
+        for (t, &y) in self.texts.iter().zip(&self.targets) {
+            eat(t.as_bytes());
+            eat(&(y as u64).to_le_bytes());
+        }
+        format!("{h:016x}-{}", self.len())
+    }
+
+    /// This data followed by `other`'s (same label map required).
+    ///
+    /// ```
+    /// use encoder_bench::data::{Dataset, LabelMap};
+    /// let a = Dataset::new("d", vec!["x".into()], vec![0], LabelMap::numbered(2))?;
+    /// let b = Dataset::new("d", vec!["y".into()], vec![1], LabelMap::numbered(2))?;
+    /// assert_eq!(a.concat(&b)?.targets, [0, 1]);
+    /// # Ok::<(), encoder_bench::Error>(())
+    /// ```
+    pub fn concat(&self, other: &Dataset) -> crate::Result<Dataset> {
+        if self.labels != other.labels {
+            return Err(crate::Error::data(&other.source, None, "has other classes than the data it is joined to"));
+        }
+        let texts = self.texts.iter().chain(&other.texts).cloned().collect();
+        let targets = self.targets.iter().chain(&other.targets).copied().collect();
+        Dataset::new(self.source.clone(), texts, targets, self.labels.clone())
     }
 
     /// The examples at `indices`, in that order (same label map).

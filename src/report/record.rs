@@ -44,6 +44,19 @@ pub struct RunRecord {
     pub history: History,
     /// Metrics of the last validation.
     pub final_metrics: Option<Metrics>,
+    /// Test examples (none in the seed's mode, where the test set validates).
+    #[serde(default)]
+    pub test_size: Option<usize>,
+    /// The epoch chosen by the validation metric (`best/`).
+    #[serde(default)]
+    pub chosen_epoch: Option<usize>,
+    /// Which split chose it: `validation`, or `test` in the seed's mode
+    /// (then the chosen epoch's score is optimistic).
+    #[serde(default)]
+    pub chosen_on: Option<String>,
+    /// The test set evaluated once, at the chosen epoch: the run's result.
+    #[serde(default)]
+    pub test_metrics: Option<Metrics>,
     /// Class names, indexed by id.
     pub labels: Vec<String>,
     /// Why training ended.
@@ -103,6 +116,10 @@ mod tests {
                 }],
             },
             final_metrics: None,
+            test_size: None,
+            chosen_epoch: None,
+            chosen_on: None,
+            test_metrics: None,
             labels: vec!["a".into(), "b".into()],
             stop: StopReason::Completed,
             wall_s: 4.0,

@@ -49,6 +49,8 @@ pub enum StopReason {
     StopFile,
     /// Ctrl-C (SIGINT) asked for a stop (see [`install_interrupt_handler`]).
     Interrupted,
+    /// The validation metric did not improve for `patience` epochs.
+    EarlyStopping,
 }
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -243,11 +245,17 @@ pub fn read_state<S: DeserializeOwned>(from: &Path) -> Result<S> {
 /// Loads the weights and optimizer moments of the checkpoint in `from` into
 /// `vs` and `opt` (keys exactly as saved).
 pub fn restore_weights(from: &Path, vs: &nn::VarStore, opt: &mut Optimizer) -> Result<()> {
-    let weights = from.join(WEIGHTS);
-    let map = KeyMap { encoder_prefix: "", strip_prefixes: &[], ignore: &[], may_be_missing: &[] };
-    load_into(vs, read_weights(&weights)?, &map, &weights)?;
+    restore_model(from, vs)?;
     let opt_path = from.join(OPTIMIZER_STATE);
     opt.load_state(&read_weights(&opt_path)?, &opt_path)
+}
+
+/// Loads only the weights of the checkpoint in `from` into `vs` (a `best/`
+/// checkpoint has no optimizer state).
+pub fn restore_model(from: &Path, vs: &nn::VarStore) -> Result<()> {
+    let weights = from.join(WEIGHTS);
+    let map = KeyMap { encoder_prefix: "", strip_prefixes: &[], ignore: &[], may_be_missing: &[] };
+    load_into(vs, read_weights(&weights)?, &map, &weights).map(|_| ())
 }
 
 /// An exclusive hold on a run directory for as long as it lives: two runs

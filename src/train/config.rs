@@ -257,6 +257,60 @@ impl StopConfig {
     }
 }
 
+/// The validation metric that chooses the epoch (`best/`, early stopping,
+/// the reported point).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum SelectMetric {
+    /// Highest accuracy; ties go to the lower loss, then the earlier epoch.
+    #[default]
+    Accuracy,
+    /// Lowest loss; ties go to the earlier epoch.
+    Loss,
+}
+
+impl SelectMetric {
+    /// True when `a` is strictly better than `b` (accuracy, loss) by this
+    /// metric: the comparison behind every choice of epoch.
+    ///
+    /// ```
+    /// use encoder_bench::train::SelectMetric;
+    /// assert!(SelectMetric::Accuracy.better((0.8, 0.9), (0.7, 0.1)));
+    /// assert!(SelectMetric::Accuracy.better((0.8, 0.5), (0.8, 0.6)));
+    /// assert!(!SelectMetric::Loss.better((0.9, 0.5), (0.1, 0.5)));
+    /// ```
+    pub fn better(self, a: (f64, f64), b: (f64, f64)) -> bool {
+        match self {
+            SelectMetric::Accuracy => a.0 > b.0 || (a.0 == b.0 && a.1 < b.1),
+            SelectMetric::Loss => a.1 < b.1,
+        }
+    }
+}
+
+/// How a fine-tuning run chooses its epoch: the metric on the validation
+/// set, and early stopping after `patience` validated epochs without
+/// improvement. (Which set validates is the caller's: a validation split, or
+/// the test set in the seed's mode, which run records then say.)
+///
+/// ```
+/// let s = encoder_bench::train::SelectionConfig::default();
+/// assert_eq!(s.patience, None);
+/// ```
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, clap::Args)]
+#[serde(default)]
+pub struct SelectionConfig {
+    /// Validation metric that chooses the epoch: accuracy or loss.
+    #[arg(long = "select-on", value_enum, default_value_t = SelectMetric::Accuracy)]
+    pub select_on: SelectMetric,
+    /// Stop after this many validated epochs without improvement (none: run every epoch).
+    #[arg(long)]
+    pub patience: Option<usize>,
+    /// Also evaluate the test set after every epoch: curves for insight,
+    /// never used to choose (the reported test result is the chosen epoch's).
+    #[arg(long)]
+    pub test_every_epoch: bool,
+}
+
 /// Everything that decides a fine-tuning run. Serialised into run records
 /// (the optimizer and stop settings flattened, under their usual keys).
 ///
@@ -282,6 +336,9 @@ pub struct TrainConfig {
     /// Epochs, step limit, time budget, stop file.
     #[serde(flatten)]
     pub stop: StopConfig,
+    /// The metric that chooses the epoch, early stopping.
+    #[serde(flatten)]
+    pub selection: SelectionConfig,
     /// Label smoothing of the cross-entropy (the seed used 0.001).
     pub label_smoothing: f64,
     /// Seeds weights of new heads, dropout and shuffling.
@@ -320,6 +377,7 @@ impl Default for TrainConfig {
             eval_batch_size: None,
             optimizer: OptimizerConfig::default(),
             stop: StopConfig::default(),
+            selection: SelectionConfig::default(),
             label_smoothing: 0.001,
             seed: 0,
             shuffle: true,
@@ -365,6 +423,12 @@ impl TrainConfig {
         }
         if self.stop.epochs == 0 {
             return bad("epochs", "expected at least 1".into());
+        }
+        if self.selection.patience == Some(0) {
+            return bad("patience", "expected at least 1 epoch (or none: no early stopping)".into());
+        }
+        if self.selection.patience.is_some() && !self.eval_every_epoch {
+            return bad("patience", "early stopping needs a validation after every epoch (eval_every_epoch)".into());
         }
         if self.eval_batch_size == Some(0) {
             return bad("eval_batch_size", "expected at least 1".into());

@@ -2,13 +2,18 @@
 //! epochs of them with schedules, clipping, progress bars, stop signals and
 //! checkpoints.
 //!
+//! Model selection never looks at the test set: the validation set chooses
+//! the epoch ([`SelectionConfig`](super::config::SelectionConfig): the
+//! metric, early stopping), `fit` ends holding that epoch's weights, and
+//! [`fit_and_test`] evaluates the test set once, there.
+//!
 //! Losses stay on the device and are read back every `log_every` steps, so
 //! the GPU is not synchronised on every step.
 use super::checkpoint::{
-    FINE_TUNING_SALT, RunLock, StopReason, StopWatch, check_finite_weights, check_no_run, read_state, restore_weights, save_checkpoint,
-    saved_dir, step_seed, torch_seed,
+    FINE_TUNING_SALT, RunLock, StopReason, StopWatch, check_finite_weights, check_no_run, read_state, restore_model, restore_weights,
+    save_checkpoint, saved_dir, step_seed, torch_seed,
 };
-use super::config::TrainConfig;
+use super::config::{SelectMetric, TrainConfig};
 use super::loss::loss_fn;
 use super::metrics::{Metrics, argmax_rows};
 use super::optim::Optimizer;
@@ -22,7 +27,7 @@ use std::time::Instant;
 use tch::{Kind, Tensor};
 
 /// One epoch's figures.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {
     /// 1-based epoch number.
     pub epoch: usize,
@@ -34,6 +39,16 @@ pub struct EpochRecord {
     pub accuracy: Option<f64>,
     /// Validation macro-F1.
     pub macro_f1: Option<f64>,
+    /// Test loss, when the test set is evaluated every epoch (curves for
+    /// insight only: nothing is chosen on them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_loss: Option<f64>,
+    /// Test accuracy after this epoch (insight only, see `test_loss`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_accuracy: Option<f64>,
+    /// Test macro-F1 after this epoch (insight only, see `test_loss`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_macro_f1: Option<f64>,
     /// Optimizer steps in this epoch.
     pub steps: usize,
     /// Learning rate of the epoch's last step.
@@ -58,12 +73,39 @@ pub struct History {
 }
 
 impl History {
-    /// The epoch with the best validation accuracy (ties: lower loss).
+    /// The epoch with the best validation accuracy (ties: lower loss, then
+    /// the earlier epoch): [`History::chosen`] by accuracy.
     pub fn best(&self) -> Option<&EpochRecord> {
-        self.epochs.iter().filter(|e| e.accuracy.is_some()).max_by(|a, b| {
-            let key = |e: &EpochRecord| (e.accuracy.unwrap_or(0.0), -e.val_loss.unwrap_or(f64::INFINITY));
-            key(a).partial_cmp(&key(b)).unwrap_or(std::cmp::Ordering::Equal)
-        })
+        self.chosen(SelectMetric::Accuracy)
+    }
+
+    /// The validated epoch that `metric` chooses (ties: the earlier epoch).
+    /// An epoch cut short is chosen only when no epoch completed: a resumed
+    /// run redoes it, and its weights must not stand in for a complete one.
+    ///
+    /// ```
+    /// use encoder_bench::train::{EpochRecord, History, SelectMetric};
+    /// let e = |epoch, acc, loss| EpochRecord { epoch, accuracy: Some(acc), val_loss: Some(loss), complete: true, ..EpochRecord::default() };
+    /// let h = History { epochs: vec![e(1, 0.6, 0.9), e(2, 0.7, 1.1), e(3, 0.7, 1.0)] };
+    /// assert_eq!(h.chosen(SelectMetric::Accuracy).map(|e| e.epoch), Some(3));
+    /// assert_eq!(h.chosen(SelectMetric::Loss).map(|e| e.epoch), Some(1));
+    /// ```
+    pub fn chosen(&self, metric: SelectMetric) -> Option<&EpochRecord> {
+        let key = |e: &EpochRecord| (e.accuracy.unwrap_or(0.0), e.val_loss.unwrap_or(f64::INFINITY));
+        let any_complete = self.epochs.iter().any(|e| e.complete && e.accuracy.is_some());
+        let mut best: Option<&EpochRecord> = None;
+        for e in self.epochs.iter().filter(|e| e.accuracy.is_some() && (e.complete || !any_complete)) {
+            if best.is_none_or(|b| metric.better(key(e), key(b))) {
+                best = Some(e);
+            }
+        }
+        best
+    }
+
+    /// Validated epochs after the chosen one (what early stopping counts).
+    pub fn validated_since_chosen(&self, metric: SelectMetric) -> usize {
+        let chosen = self.chosen(metric).map_or(0, |e| e.epoch);
+        self.epochs.iter().filter(|e| e.epoch > chosen && e.accuracy.is_some()).count()
     }
 
     /// The same results ignoring timings: what determinism can promise.
@@ -95,7 +137,22 @@ pub struct Validation {
     pub seconds: f64,
 }
 
-/// The outcome of [`fit`].
+impl Validation {
+    /// A second handle on the same results (the probabilities are shared).
+    fn duplicate(&self) -> Validation {
+        Validation {
+            probs: self.probs.shallow_clone(),
+            targets: self.targets.clone(),
+            preds: self.preds.clone(),
+            loss: self.loss,
+            metrics: self.metrics.clone(),
+            seconds: self.seconds,
+        }
+    }
+}
+
+/// The outcome of [`fit`]. The model it trained ends holding the weights of
+/// the chosen epoch.
 #[derive(Debug)]
 pub struct FitResult {
     /// Per-epoch figures.
@@ -104,6 +161,33 @@ pub struct FitResult {
     pub stop: StopReason,
     /// The last validation, with probabilities and the confusion matrix.
     pub last_validation: Option<Validation>,
+    /// The epoch the validation metric chose (see [`History::chosen`]).
+    pub chosen_epoch: Option<usize>,
+    /// The validation at the chosen epoch.
+    pub chosen_validation: Option<Validation>,
+    /// The test set evaluated once, at the chosen epoch ([`fit_and_test`]).
+    pub test: Option<Validation>,
+}
+
+/// A copy of the weights on the CPU, so the chosen epoch can be restored
+/// without a checkpoint directory.
+struct Snapshot(Vec<(String, Tensor)>);
+
+impl Snapshot {
+    fn take(vs: &tch::nn::VarStore) -> Snapshot {
+        Snapshot(vs.variables().into_iter().map(|(k, t)| (k, t.detach().to_device(tch::Device::Cpu).copy())).collect())
+    }
+
+    fn restore(&self, vs: &tch::nn::VarStore) -> Result<()> {
+        let vars = vs.variables();
+        tch::no_grad(|| {
+            for (k, t) in &self.0 {
+                let mut v = vars.get(k).ok_or_else(|| Error::invalid("snapshot", format!("variable `{k}` vanished")))?.shallow_clone();
+                v.f_copy_(t).map_err(|e| Error::torch(format!("restoring `{k}`"), e))?;
+            }
+            Ok(())
+        })
+    }
 }
 
 /// Evaluates `model` on `data`: no gradients, no dropout.
@@ -248,7 +332,23 @@ fn check_finite(loss: f64, epoch: usize, step: usize) -> Result<()> {
 /// # Ok(()) }
 /// ```
 pub fn fit(model: &mut dyn TextClassifier, train: &Encoded, valid: &Encoded, cfg: &TrainConfig) -> Result<FitResult> {
-    run(model, train, valid, cfg, None)
+    run(model, train, valid, None, cfg, None)
+}
+
+/// [`fit`], choosing the epoch on `valid`, then evaluates `test` once with
+/// the chosen epoch's weights ([`FitResult::test`]). With
+/// `selection.test_every_epoch`, the test set is also evaluated after every
+/// epoch for the curves (never for a choice).
+///
+/// ```no_run
+/// # fn run(model: &mut dyn encoder_bench::models::TextClassifier, train: &encoder_bench::data::Encoded, valid: &encoder_bench::data::Encoded, test: &encoder_bench::data::Encoded) -> encoder_bench::Result<()> {
+/// let cfg = encoder_bench::train::TrainConfig::transformers_recipe();
+/// let out = encoder_bench::train::fit_and_test(model, train, valid, test, &cfg)?;
+/// println!("epoch {:?}: test accuracy {:?}", out.chosen_epoch, out.test.map(|t| t.metrics.accuracy));
+/// # Ok(()) }
+/// ```
+pub fn fit_and_test(model: &mut dyn TextClassifier, train: &Encoded, valid: &Encoded, test: &Encoded, cfg: &TrainConfig) -> Result<FitResult> {
+    run(model, train, valid, Some(test), cfg, None)
 }
 
 /// Continues a run from the `last/` checkpoint in `checkpoint_dir` (written
@@ -257,13 +357,27 @@ pub fn fit(model: &mut dyn TextClassifier, train: &Encoded, valid: &Encoded, cfg
 pub fn resume(model: &mut dyn TextClassifier, train: &Encoded, valid: &Encoded, cfg: &TrainConfig) -> Result<FitResult> {
     let dir =
         cfg.checkpoint_dir.as_ref().ok_or_else(|| Error::invalid("checkpoint_dir", "resume needs the directory of the run to continue"))?;
-    run(model, train, valid, cfg, Some(saved_dir(dir, "last")))
+    run(model, train, valid, None, cfg, Some(saved_dir(dir, "last")))
+}
+
+/// [`resume`] for a run started with [`fit_and_test`].
+pub fn resume_and_test(
+    model: &mut dyn TextClassifier,
+    train: &Encoded,
+    valid: &Encoded,
+    test: &Encoded,
+    cfg: &TrainConfig,
+) -> Result<FitResult> {
+    let dir =
+        cfg.checkpoint_dir.as_ref().ok_or_else(|| Error::invalid("checkpoint_dir", "resume needs the directory of the run to continue"))?;
+    run(model, train, valid, Some(test), cfg, Some(saved_dir(dir, "last")))
 }
 
 fn run(
     model: &mut dyn TextClassifier,
     train: &Encoded,
     valid: &Encoded,
+    test: Option<&Encoded>,
     cfg: &TrainConfig,
     resume_from: Option<PathBuf>,
 ) -> Result<FitResult> {
@@ -272,7 +386,9 @@ fn run(
     if train.is_empty() {
         return Err(Error::invalid("training data", "is empty"));
     }
-    for (data, what) in [(train, "training data"), (valid, "validation data")] {
+    let mut sets = vec![(train, "training data"), (valid, "validation data")];
+    sets.extend(test.map(|t| (t, "test data")));
+    for (data, what) in sets {
         check_encoded(data, model, what)?;
         // The config owns max_len: data encoded at another length would make
         // the run record (and the reader) believe a length that was not used.
@@ -316,11 +432,18 @@ fn run(
     let total_steps = per_epoch * cfg.stop.epochs;
     let watch = StopWatch::start(&cfg.stop);
     let mut last_validation = None;
+    let metric = cfg.selection.select_on;
+    let (mut snapshot, mut chosen_validation) = (None, None);
     let mut stop = StopReason::Completed;
     let first_epoch = state.history.epochs.iter().filter(|e| e.complete).count();
+    let patience_ran_out = |h: &History| cfg.selection.patience.is_some_and(|p| h.validated_since_chosen(metric) >= p);
     for epoch in first_epoch..cfg.stop.epochs {
         if cfg.stop.reached_max_steps(state.global_step) {
             stop = StopReason::MaxSteps;
+            break;
+        }
+        if patience_ran_out(&state.history) {
+            stop = StopReason::EarlyStopping;
             break;
         }
         let t0 = Instant::now();
@@ -337,12 +460,19 @@ fn run(
                 epoch + 1
             )));
         }
+        let t = match test {
+            Some(t) if cfg.selection.test_every_epoch && v.is_some() => Some(validate(model, t, cfg)?),
+            _ => None,
+        };
         let rec = EpochRecord {
             epoch: epoch + 1,
             train_loss,
             val_loss: v.as_ref().map(|v| v.loss),
             accuracy: v.as_ref().map(|v| v.metrics.accuracy),
             macro_f1: v.as_ref().map(|v| v.metrics.macro_f1),
+            test_loss: t.as_ref().map(|t| t.loss),
+            test_accuracy: t.as_ref().map(|t| t.metrics.accuracy),
+            test_macro_f1: t.as_ref().map(|t| t.metrics.macro_f1),
             steps,
             lr,
             complete: state.epoch_steps == 0,
@@ -357,16 +487,46 @@ fn run(
             println!("{}", epoch_line(&rec));
         }
         state.history.epochs.push(rec);
+        let improved = v.is_some() && state.history.chosen(metric).map(|e| e.epoch) == Some(epoch + 1);
+        if improved {
+            state.best_accuracy = v.as_ref().map(|v| v.metrics.accuracy);
+            snapshot = Some(Snapshot::take(model.var_store()));
+            chosen_validation = v.as_ref().map(Validation::duplicate);
+        }
         if let Some(dir) = &cfg.checkpoint_dir {
-            save_checkpoints(model, &opt, &mut state, v.as_ref(), cfg, dir)?;
+            save_checkpoints(model, &opt, &state, improved, cfg, dir)?;
         }
         last_validation = v;
         if let Some(r) = cut {
             stop = r;
             break;
         }
+        if patience_ran_out(&state.history) {
+            stop = StopReason::EarlyStopping;
+            break;
+        }
     }
-    Ok(FitResult { history: state.history, stop, last_validation })
+    // End holding the chosen epoch's weights: from memory, or from `best/`
+    // when it was chosen before a resume.
+    let chosen_epoch = state.history.chosen(metric).map(|e| e.epoch);
+    if chosen_epoch.is_some() && chosen_epoch != state.history.epochs.last().map(|e| e.epoch) {
+        match (&snapshot, &cfg.checkpoint_dir) {
+            (Some(s), _) => s.restore(model.var_store())?,
+            (None, Some(dir)) => restore_model(&saved_dir(dir, "best"), model.var_store())?,
+            (None, None) => return Err(Error::invalid("checkpoint_dir", "the chosen epoch's weights are neither in memory nor saved")),
+        }
+    }
+    if chosen_epoch.is_some() && chosen_validation.is_none() {
+        chosen_validation = match &last_validation {
+            Some(v) if chosen_epoch == state.history.epochs.last().map(|e| e.epoch) => Some(v.duplicate()),
+            _ => Some(validate(model, valid, cfg)?),
+        };
+    }
+    let test = match test {
+        Some(t) if chosen_epoch.is_some() => Some(validate(model, t, cfg)?),
+        _ => None,
+    };
+    Ok(FitResult { history: state.history, stop, last_validation, chosen_epoch, chosen_validation, test })
 }
 
 fn epoch_line(r: &EpochRecord) -> String {
@@ -390,21 +550,9 @@ struct TrainerState {
     config: TrainConfig,
 }
 
-/// `best/` whenever validation accuracy improves; `last/` after every epoch
-/// and at every stop (also mid-epoch: resuming from any step is exact).
-fn save_checkpoints(
-    model: &dyn TextClassifier,
-    opt: &Optimizer,
-    state: &mut RunState,
-    v: Option<&Validation>,
-    cfg: &TrainConfig,
-    dir: &Path,
-) -> Result<()> {
-    let acc = v.map(|v| v.metrics.accuracy);
-    let improved = acc.is_some_and(|a| state.best_accuracy.is_none_or(|b| a > b));
-    if improved {
-        state.best_accuracy = acc;
-    }
+/// `best/` whenever the epoch becomes the chosen one; `last/` after every
+/// epoch and at every stop (also mid-epoch: resuming from any step is exact).
+fn save_checkpoints(model: &dyn TextClassifier, opt: &Optimizer, state: &RunState, improved: bool, cfg: &TrainConfig, dir: &Path) -> Result<()> {
     check_finite_weights(model.var_store(), &format!("fine-tuning at step {}", state.global_step))?;
     let ts = TrainerState { run: state.clone(), config: cfg.clone() };
     let save_model = |d: &Path| {
@@ -426,7 +574,9 @@ fn save_checkpoints(
 fn recipe(c: &TrainConfig) -> serde_json::Value {
     let mut v = serde_json::to_value(c).unwrap_or_default();
     if let Some(m) = v.as_object_mut() {
-        for k in ["max_steps", "time_budget_s", "stop_file", "progress", "log_every", "checkpoint_dir", "overwrite", "tokenizer_dir"] {
+        for k in
+            ["max_steps", "time_budget_s", "stop_file", "progress", "log_every", "checkpoint_dir", "overwrite", "tokenizer_dir", "test_every_epoch"]
+        {
             m.remove(k);
         }
     }

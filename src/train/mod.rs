@@ -16,8 +16,8 @@ pub mod pretrain;
 pub mod progress;
 
 pub use checkpoint::StopReason;
-pub use config::{OptimizerConfig, OptimizerKind, Schedule, StopConfig, TrainConfig};
-pub use fit::{EpochRecord, FitResult, History, Validation, fit, resume, train_step, validate};
+pub use config::{OptimizerConfig, OptimizerKind, Schedule, SelectMetric, SelectionConfig, StopConfig, TrainConfig};
+pub use fit::{EpochRecord, FitResult, History, Validation, fit, fit_and_test, resume, resume_and_test, train_step, validate};
 pub use loss::loss_fn;
 pub use metrics::{ConfusionMatrix, Metrics};
 pub use pretrain::{

@@ -30,12 +30,29 @@ pub struct Series {
     /// Palette index ([`palette`]); `None` uses the series' position, so two
     /// series of one run can share a colour by naming the same index.
     pub color: Option<usize>,
+    /// `(low, high)` of an interval around each point, drawn as an error
+    /// bar; empty for none (else one per point).
+    pub errors: Vec<(f64, f64)>,
 }
 
 impl Series {
     /// A solid series in the next palette colour.
     pub fn new(name: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
-        Series { name: name.into(), points, dashed: false, color: None }
+        Series { name: name.into(), points, dashed: false, color: None, errors: Vec::new() }
+    }
+
+    /// Sets an interval `(low, high)` per point, drawn as error bars.
+    ///
+    /// ```
+    /// use encoder_bench::report::plot::{Chart, LineChart, Series};
+    /// let mut c = LineChart::new("Accuracy", "batch size", "accuracy");
+    /// c.series.push(Series::new("bert", vec![(8.0, 0.7), (16.0, 0.6)]).with_errors(vec![(0.6, 0.8), (0.5, 0.7)]));
+    /// assert!(c.svg()?.contains("Accuracy"));
+    /// # Ok::<(), encoder_bench::Error>(())
+    /// ```
+    pub fn with_errors(mut self, errors: Vec<(f64, f64)>) -> Self {
+        self.errors = errors;
+        self
     }
 
     /// Sets whether the line is dashed.
@@ -199,6 +216,22 @@ impl Draw for LineChart {
             })
             .filter(|(_, pts, _)| !pts.is_empty())
             .collect();
+        // Error bars: (x, low, y, high), only where all four are finite.
+        let bars: Vec<(RGBColor, Vec<(f64, f64, f64, f64)>)> = self
+            .series
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let b = s
+                    .points
+                    .iter()
+                    .zip(&s.errors)
+                    .map(|(&(x, y), &(lo, hi))| (x, lo, y, hi))
+                    .filter(|b| [b.0, b.1, b.2, b.3].iter().all(|v| v.is_finite()))
+                    .collect();
+                (Look::of(s, i).color, b)
+            })
+            .collect();
         if series.is_empty() {
             return Err(Error::invalid(
                 "series",
@@ -209,6 +242,9 @@ impl Draw for LineChart {
         let (mut x_lo, mut x_hi, mut y_lo, mut y_hi) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
         for &(x, y) in all() {
             (x_lo, x_hi, y_lo, y_hi) = (x_lo.min(x), x_hi.max(x), y_lo.min(y), y_hi.max(y));
+        }
+        for &(_, lo, _, hi) in bars.iter().flat_map(|(_, b)| b) {
+            (y_lo, y_hi) = (y_lo.min(lo), y_hi.max(hi));
         }
         let integer_x = all().all(|(x, _)| x.fract() == 0.0) && x_hi - x_lo <= 1e6;
         let (x0, x1) = if integer_x {
@@ -302,6 +338,12 @@ impl Draw for LineChart {
                 }
                 .map_err(draw_err)?;
             }
+        }
+
+        for (color, b) in &bars {
+            chart
+                .draw_series(b.iter().map(|&(x, lo, y, hi)| ErrorBar::new_vertical(x, lo, y, hi, color.stroke_width(2), 10)))
+                .map_err(draw_err)?;
         }
 
         if legend_w > 0 {
