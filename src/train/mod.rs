@@ -3,7 +3,9 @@
 //! both loops share (run directory, checkpoints and resume, per-step seeds,
 //! stop checks: [`checkpoint`]), the fine-tuning loop with validation
 //! ([`fit`](mod@fit)), masked-LM pre-training of ELECTRA ([`pretrain`](mod@pretrain)), metrics,
-//! progress bars and FLOP estimates ([`flops`]).
+//! progress bars and FLOP estimates ([`flops`]), and the classical TF-IDF +
+//! logistic regression baseline every comparison includes ([`baseline`]).
+pub mod baseline;
 pub mod checkpoint;
 pub mod config;
 pub mod fit;
