@@ -27,13 +27,14 @@ md("## 1. Import and device\nThe crate is a path dependency; the first run compi
 code(""":dep encoder-bench = { path = ".." }""")
 code("""
 use encoder_bench::prelude::*;
-use encoder_bench::report::{BarChart, Chart, Heatmap, LineChart, Series, history_frame, dataframe_html, evcxr_html, html_table};
+use encoder_bench::report::{BarChart, Chart, Heatmap, LineChart, SectionClock, Series, history_frame, dataframe_html, evcxr_html, html_table};
 use encoder_bench::sweep::{Setting, Sweep, SweepModel, SweepPlan, DataSpec, SplitSpec, sweep, describe};
 use encoder_bench::models::{ElectraConfig, Precision};
 fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
     std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 let device: Device = select_device(None).unwrap();
+let mut clock: SectionClock = SectionClock::start();
 """)
 md("""
 ## 2. Preprocess data
@@ -50,6 +51,7 @@ let n_train: usize = env_or("TRAIN_SIZE", ds.len() * 4 / 5);
 let split: Split = Split::first_n(&ds, n_train)?.with_validation(ValidationSpec::default(), 0)?;
 let n_valid: usize = split.valid.as_ref().map_or(0, |v| v.len());
 println!("{}: {} texts, {} train / {n_valid} validation / {} test", ds.source, ds.len(), split.train.len(), split.test.len());
+clock.lap("1-2. Import, device, data");
 """)
 md("## 3. Labels\nThe seven level-1 domains and how many abstracts each has.")
 code("""
@@ -57,7 +59,8 @@ let counts: Vec<usize> = ds.class_counts();
 let rows: Vec<Vec<String>> = ds.labels.names().iter().enumerate().map(|(i, n)| vec![i.to_string(), n.clone(), counts[i].to_string()]).collect();
 evcxr_html(&encoder_bench::report::html_table(&["id".into(), "domain".into(), "texts".into()], &rows));
 """)
-code("""BarChart::class_counts(ds.labels.names(), &counts).evcxr_display();""")
+code("""BarChart::class_counts(ds.labels.names(), &counts).evcxr_display();
+clock.lap("3. Labels");""")
 md("""
 ## 4. Tokenizer, encoding and models
 Texts are tokenised once, in parallel, and padded per batch. The BERT default is the real
@@ -95,6 +98,7 @@ let (electra_src, electra_name): (ModelSource, String) = match (std::env::var("E
           "ELECTRA (random init)".to_string()),
 };
 println!("{electra_name}: {electra_src}");
+clock.lap("4. Tokenizer, encoding, models");
 load_classifier(&electra_src, Some(ds.labels.clone()), device, 0).unwrap().1
 """)
 md("""
@@ -120,7 +124,8 @@ println!("epoch {:?} chosen on validation; test accuracy there: {:.1}% ({} texts
     out.chosen_epoch, out.test.as_ref().map_or(0.0, |t| t.metrics.accuracy) * 100.0, test.len());
 out.history.clone()
 """)
-code("""LineChart::accuracy_per_epoch(&[("BERT (MiniLM)".to_string(), &out.history)]).evcxr_display();""")
+code("""LineChart::accuracy_per_epoch(&[("BERT (MiniLM)".to_string(), &out.history)]).evcxr_display();
+clock.lap("5. Training");""")
 md("""
 ## 6. Model analysis
 The seed typed one run per model and batch size into tables by hand, and one run on 42 test texts
@@ -162,7 +167,8 @@ let items: String = sw.conclusions().iter().map(|c| format!("<li>{}</li>", encod
 evcxr_html(&format!("<ul>{items}</ul>"));
 """)
 md("Every run and every epoch stay available as tables (also saved as CSV and Parquet):")
-code("""sw.save("out/sweep")?; evcxr_html(&dataframe_html(&sw.runs_frame()));""")
+code("""sw.save("out/sweep")?; evcxr_html(&dataframe_html(&sw.runs_frame()));
+clock.lap("6. Model analysis");""")
 md("""
 ## 7. Pre-training vs fine-tuning compute
 The seed argued by analogy that pre-training costs far more than fine-tuning. Here both are
@@ -230,6 +236,8 @@ ELECTRA-Small, against the fine-tuning FLOPs in the table above for a few hundre
 Our minutes of pre-training already cost more than the fine-tuning; a useful pre-training costs
 millions of times more.
 """)
+md("Wall time per section on this machine:")
+code("""clock.lap("7. Pre-training vs fine-tuning"); clock.table().evcxr_display();""")
 
 nb = {"cells": cells, "metadata": {"kernelspec": {"display_name": "Rust (encoder-bench)", "language": "rust", "name": "rust"},
       "language_info": {"name": "rust"},

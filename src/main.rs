@@ -79,7 +79,10 @@ impl DataArgs {
             return Ok(None);
         }
         if !(self.val_fraction > 0.0 && self.val_fraction < 1.0) {
-            anyhow::bail!("--val-fraction {}: expected a share in (0, 1), or 0 for the seed's mode (the test set chooses)", self.val_fraction);
+            anyhow::bail!(
+                "--val-fraction {}: expected a share in (0, 1), or 0 for the seed's mode (the test set chooses)",
+                self.val_fraction
+            );
         }
         Ok(Some(ValidationSpec { fraction: self.val_fraction, min_per_class: self.val_min_per_class }))
     }
@@ -92,7 +95,10 @@ impl DataArgs {
     fn load(&self) -> Result<(Dataset, Split)> {
         let ds = self.read()?;
         let split = self.split_spec(&ds)?.splits(&ds)?.remove(0);
-        let valid = split.valid.as_ref().map_or("no validation set: the test set chooses (seed's mode)".to_string(), |v| format!("{} validation", v.len()));
+        let valid = split
+            .valid
+            .as_ref()
+            .map_or("no validation set: the test set chooses (seed's mode)".to_string(), |v| format!("{} validation", v.len()));
         eprintln!("data: {} ({} train / {valid} / {} test, {} classes)", ds.source, split.train.len(), split.test.len(), ds.num_classes());
         Ok((ds, split))
     }
@@ -535,7 +541,9 @@ fn sweep_cmd(args: SweepArgs) -> Result<()> {
     if let (Some(dir), Some(n)) = (&args.plan, args.run_job) {
         encoder_bench::train::checkpoint::install_interrupt_handler();
         match run_planned_job(dir, n, device()?)? {
-            JobOutcome::AlreadyDone(r) => println!("job {n} had already finished (test accuracy {:.1}%): nothing to do", r.test.accuracy * 100.0),
+            JobOutcome::AlreadyDone(r) => {
+                println!("job {n} had already finished (test accuracy {:.1}%): nothing to do", r.test.accuracy * 100.0)
+            }
             JobOutcome::Ran(r) => println!("job {n} finished: test accuracy {:.1}% at epoch {:?}", r.test.accuracy * 100.0, r.chosen_epoch),
         }
         return Ok(());
@@ -543,7 +551,11 @@ fn sweep_cmd(args: SweepArgs) -> Result<()> {
     let plan = sweep_plan(&args)?;
     if let Some(dir) = &args.plan {
         let commands = plan.write(dir)?;
-        println!("{} jobs written to {}: run each (any order, any machine sharing the paths), then collect:", commands.len(), dir.display());
+        println!(
+            "{} jobs written to {}: run each (any order, any machine sharing the paths), then collect:",
+            commands.len(),
+            dir.display()
+        );
         println!("  xargs -P 2 -I{{}} sh -c {{}} < {}/jobs.txt", dir.display());
         println!("  encoder-bench sweep --collect {}", dir.display());
         return Ok(());
@@ -552,7 +564,12 @@ fn sweep_cmd(args: SweepArgs) -> Result<()> {
         anyhow::bail!("{} already holds a sweep; choose another --out", args.out.display());
     }
     let s = sweep(&plan, device()?, |r| {
-        eprintln!("{}: test accuracy {:.1}% (epoch {:?})", encoder_bench::sweep::describe(&plan, &r.job), r.test.accuracy * 100.0, r.chosen_epoch)
+        eprintln!(
+            "{}: test accuracy {:.1}% (epoch {:?})",
+            encoder_bench::sweep::describe(&plan, &r.job),
+            r.test.accuracy * 100.0,
+            r.chosen_epoch
+        )
     })?;
     report_sweep(&s, &args.out)
 }
@@ -578,7 +595,11 @@ fn sweep_plan(args: &SweepArgs) -> Result<SweepPlan> {
         k => SplitSpec { test: TestSplit::KFold { k, seed: args.data.split_seed }, ..args.data.split_spec(&ds)? },
     };
     let plan = SweepPlan {
-        data: DataSpec { path: args.data.data.clone(), text_column: args.data.text_column.clone(), label_column: args.data.label_column.clone() },
+        data: DataSpec {
+            path: args.data.data.clone(),
+            text_column: args.data.text_column.clone(),
+            label_column: args.data.label_column.clone(),
+        },
         data_fingerprint: Some(ds.fingerprint()),
         split,
         models,
@@ -602,7 +623,10 @@ fn report_sweep(s: &Sweep, out: &std::path::Path) -> Result<()> {
     for c in s.conclusions() {
         println!("- {c}");
     }
-    println!("written: {}/report, cells, runs, epochs, comparisons .csv/.parquet; sweep.json; accuracy and epochs-* .svg/.png", out.display());
+    println!(
+        "written: {}/report, cells, runs, epochs, comparisons .csv/.parquet; sweep.json; accuracy and epochs-* .svg/.png",
+        out.display()
+    );
     Ok(())
 }
 
@@ -792,7 +816,9 @@ struct ExportArgs {
 fn export_cmd(args: ExportArgs) -> Result<()> {
     use encoder_bench::models::export::export_classifier;
     let labels = match &args.data {
-        Some(data) => Some(Dataset::read_path(data, &args.text_column, &args.label_column).with_context(|| format!("--data {}", data.display()))?.labels),
+        Some(data) => Some(
+            Dataset::read_path(data, &args.text_column, &args.label_column).with_context(|| format!("--data {}", data.display()))?.labels,
+        ),
         None => None,
     };
     let source = ModelSource::parse(&args.checkpoint.to_string_lossy());

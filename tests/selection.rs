@@ -5,7 +5,8 @@
 use encoder_bench::data::{Encoded, LabelMap};
 use encoder_bench::models::{BertConfig, ModelConfig, TextClassifier, random_classifier};
 use encoder_bench::train::{
-    OptimizerConfig, ProgressMode, SelectMetric, SelectionConfig, StopConfig, StopReason, TrainConfig, fit_and_test, resume_and_test, validate,
+    OptimizerConfig, ProgressMode, SelectMetric, SelectionConfig, StopConfig, StopReason, TrainConfig, fit_and_test, resume_and_test,
+    validate,
 };
 use std::path::Path;
 use tch::Device;

@@ -1,7 +1,6 @@
 //! A planned sweep run job by job — in any order, one job killed mid-run and
 //! run again — gives exactly the in-process sweep (issue #17, scale-out).
 use encoder_bench::sweep::{Sweep, SweepPlan, sweep};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -20,24 +19,23 @@ fn run_job(plan: &Path, n: usize) -> String {
     text
 }
 
-/// Starts job `n` and kills it (SIGKILL: no chance to clean up) once its
-/// first epoch is reported, i.e. after its first checkpoint.
-fn kill_after_first_epoch(plan: &Path, n: usize) {
+/// Starts job `n` and kills it (SIGKILL: no chance to clean up) as soon as
+/// its first checkpoint (`last/`, swapped in whole) exists.
+fn kill_after_first_checkpoint(plan: &Path, n: usize) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_encoder-bench"))
         .args(["sweep", "--plan", plan.to_str().unwrap(), "--run-job", &n.to_string()])
         .current_dir(root())
-        .stdout(Stdio::piped())
+        .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let out = child.stdout.take().unwrap();
-    for line in BufReader::new(out).lines() {
-        if line.unwrap().starts_with("epoch 1:") {
-            break;
-        }
+    let last = plan.join(format!("jobs/{n:04}/run/last/trainer_state.json"));
+    let start = std::time::Instant::now();
+    while !last.exists() {
+        assert!(child.try_wait().unwrap().is_none(), "job {n} ended before its first checkpoint");
+        assert!(start.elapsed().as_secs() < 300, "no checkpoint after 300 s");
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    // The checkpoint of epoch 1 is written right after its line.
-    std::thread::sleep(std::time::Duration::from_millis(1500));
     child.kill().unwrap();
     child.wait().unwrap();
 }
@@ -52,7 +50,21 @@ fn a_planned_sweep_run_job_by_job_equals_the_in_process_sweep() {
     let plan_dir = dir.path().join("plan");
     let p = plan_dir.to_str().unwrap();
     let o = cli(&[
-        "sweep", "--plan", p, "--folds", "2", "--batch-sizes", "32", "--epochs", "3", "--max-len", "16", "--lr", "1e-4", "--seeds", "0",
+        "sweep",
+        "--plan",
+        p,
+        "--folds",
+        "2",
+        "--batch-sizes",
+        "32",
+        "--epochs",
+        "3",
+        "--max-len",
+        "16",
+        "--lr",
+        "1e-4",
+        "--seeds",
+        "0",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let commands = std::fs::read_to_string(plan_dir.join("jobs.txt")).unwrap();
@@ -66,9 +78,8 @@ fn a_planned_sweep_run_job_by_job_equals_the_in_process_sweep() {
 
     // Out of order; job 1 killed after its first epoch, then run again (it resumes).
     run_job(&plan_dir, 3);
-    kill_after_first_epoch(&plan_dir, 1);
-    assert!(!plan_dir.join("jobs/0001/result.json").exists());
-    assert!(plan_dir.join("jobs/0001/run/last").exists(), "the killed job left its epoch-1 checkpoint");
+    kill_after_first_checkpoint(&plan_dir, 1);
+    assert!(!plan_dir.join("jobs/0001/result.json").exists(), "killed before it finished");
     run_job(&plan_dir, 1);
     run_job(&plan_dir, 2);
     run_job(&plan_dir, 0);

@@ -289,12 +289,7 @@ impl Split {
     }
 
     fn from_indices(ds: &Dataset, train: Vec<usize>, test: Vec<usize>) -> Split {
-        Split {
-            train: ds.subset(&train),
-            valid: None,
-            test: ds.subset(&test),
-            rows: SplitRows { train, valid: Vec::new(), test },
-        }
+        Split { train: ds.subset(&train), valid: None, test: ds.subset(&test), rows: SplitRows { train, valid: Vec::new(), test } }
     }
 }
 

@@ -2,6 +2,7 @@
 //! reload, charts (SVG and PNG), HTML tables and polars data frames for the
 //! notebook, the hooks that show them in an evcxr Jupyter cell, and the
 //! statistics that say whether a difference between runs is real ([`stats`]).
+pub mod clock;
 pub mod display;
 pub mod frames;
 pub mod html;
@@ -9,6 +10,7 @@ pub mod plot;
 pub mod record;
 pub mod stats;
 
+pub use clock::SectionClock;
 pub use display::evcxr_html;
 pub use frames::{history_frame, save_frame};
 pub use html::{HtmlTable, dataframe_html, html_table};
@@ -37,6 +39,9 @@ pub(crate) mod test_support {
                     eval_s: 0.1,
                     train_samples_per_s: 123.456,
                     eval_samples_per_s: None,
+                    test_loss: None,
+                    test_accuracy: None,
+                    test_macro_f1: None,
                 })
                 .collect(),
         }

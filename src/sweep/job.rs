@@ -149,13 +149,7 @@ impl JobData {
 
 /// Runs `job` of `plan` on `device`. With `checkpoint_dir`, the run keeps
 /// its checkpoints there and continues a run found there.
-pub fn run_job(
-    plan: &SweepPlan,
-    job: Job,
-    data: &mut JobData,
-    device: tch::Device,
-    checkpoint_dir: Option<PathBuf>,
-) -> Result<JobResult> {
+pub fn run_job(plan: &SweepPlan, job: Job, data: &mut JobData, device: tch::Device, checkpoint_dir: Option<PathBuf>) -> Result<JobResult> {
     let start = Instant::now();
     let split = data.splits.get(job.fold).ok_or_else(|| Error::invalid("job", format!("fold {} of {}", job.fold, data.splits.len())))?;
     let test_rows = split.rows.test.clone();
@@ -259,7 +253,10 @@ pub fn run_planned_job(dir: &Path, id: usize, device: tch::Device) -> Result<Job
     let plan = SweepPlan::read(dir)?;
     let jobs = plan.jobs();
     let job = *jobs.get(id).ok_or_else(|| {
-        Error::invalid("run-job", format!("{id}: the plan in {} has {} jobs (0..={})", dir.display(), jobs.len(), jobs.len().saturating_sub(1)))
+        Error::invalid(
+            "run-job",
+            format!("{id}: the plan in {} has {} jobs (0..={})", dir.display(), jobs.len(), jobs.len().saturating_sub(1)),
+        )
     })?;
     if let Some(done) = read_result(dir, id)? {
         return Ok(JobOutcome::AlreadyDone(done));

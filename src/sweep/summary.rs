@@ -319,7 +319,9 @@ impl Sweep {
                 v.fraction * 100.0,
                 v.min_per_class
             ),
-            None => "seed's mode: epochs and batch sizes are chosen on the test set itself, so the reported accuracies are optimistic".into(),
+            None => {
+                "seed's mode: epochs and batch sizes are chosen on the test set itself, so the reported accuracies are optimistic".into()
+            }
         };
         format!("{split}; {seeds} seed(s) per setting, so n = {} runs per cell; {choose}.", folds * seeds)
     }
@@ -341,7 +343,12 @@ impl Sweep {
                 out.push(format!("{}: test accuracy {}.", m.name, interval_text(&c.accuracy)));
                 continue;
             }
-            out.push(format!("{}: batch size {} {chooser}; test accuracy {}.", m.name, best.batch_size.unwrap_or(0), interval_text(&c.accuracy)));
+            out.push(format!(
+                "{}: batch size {} {chooser}; test accuracy {}.",
+                m.name,
+                best.batch_size.unwrap_or(0),
+                interval_text(&c.accuracy)
+            ));
             // The batch-size effect: the chosen setting against the others.
             for &bs in &self.plan.batch_sizes {
                 let other = Setting { model: m.name.clone(), batch_size: Some(bs) };
@@ -498,14 +505,20 @@ impl Sweep {
             if lo < hi { vec![(lo, y), (hi, y)] } else { vec![(lo - 1.0, y), (lo + 1.0, y)] }
         };
         for (i, m) in self.plan.models.iter().enumerate() {
-            let mine: Vec<&Cell> =
-                self.plan.batch_sizes.iter().filter_map(|&b| cells.iter().find(|c| c.setting.model == m.name && c.setting.batch_size == Some(b))).collect();
+            let mine: Vec<&Cell> = self
+                .plan
+                .batch_sizes
+                .iter()
+                .filter_map(|&b| cells.iter().find(|c| c.setting.model == m.name && c.setting.batch_size == Some(b)))
+                .collect();
             let points = mine.iter().map(|c| (c.setting.batch_size.unwrap_or(0) as f64, c.accuracy.mean)).collect();
             let errors = mine.iter().map(|c| (c.accuracy.ci_low.unwrap_or(f64::NAN), c.accuracy.ci_high.unwrap_or(f64::NAN))).collect();
             chart.series.push(Series::new(m.name.clone(), points).color(i).with_errors(errors));
         }
         if let Some(b) = cells.iter().find(|c| c.setting.model == BASELINE_NAME) {
-            chart.series.push(Series::new(format!("{BASELINE_NAME} (mean)"), span(b.accuracy.mean)).dashed(true).color(self.plan.models.len()));
+            chart
+                .series
+                .push(Series::new(format!("{BASELINE_NAME} (mean)"), span(b.accuracy.mean)).dashed(true).color(self.plan.models.len()));
         }
         chart.series.push(Series::new("chance (majority class)", span(self.chance_accuracy())).dashed(true).color(7));
         chart
@@ -554,5 +567,130 @@ pub fn interval_text(s: &Summary) -> String {
     match s.half_width() {
         Some(h) => format!("{:.1} ± {:.1} (n={})", s.mean * 100.0, h * 100.0, s.n),
         None => format!("{:.1} (n={}, no interval)", s.mean * 100.0, s.n),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::ModelSource;
+    use crate::sweep::{DataSpec, Job, JobKind, SplitSpec, SweepModel, SweepPlan};
+    use crate::train::{EpochRecord, History, Metrics, TrainConfig};
+
+    /// A run of `model` (index `m`, `None`: the baseline) on `fold` that gets
+    /// the test rows in `right` right; the test rows are `fold*n .. fold*n+n`,
+    /// all of class 0.
+    fn run(m: Option<usize>, bs: usize, fold: usize, n: usize, right: &[usize], valid: f64) -> JobResult {
+        let rows: Vec<usize> = (fold * n..fold * n + n).collect();
+        let targets = vec![0; n];
+        let preds: Vec<usize> = rows.iter().map(|r| usize::from(!right.contains(r))).collect();
+        let kind = match m {
+            Some(model) => JobKind::Encoder { model, batch_size: bs, seed: 0 },
+            None => JobKind::Baseline,
+        };
+        let epoch = EpochRecord {
+            epoch: 1,
+            accuracy: Some(valid),
+            val_loss: Some(1.0),
+            complete: true,
+            train_samples_per_s: 10.0,
+            ..Default::default()
+        };
+        JobResult {
+            job: Job { id: 0, fold, kind },
+            model: m.map_or(BASELINE_NAME.to_string(), |i| ["A", "B"][i].to_string()),
+            batch_size: m.map(|_| bs),
+            history: History { epochs: if m.is_some() { vec![epoch] } else { vec![] } },
+            chosen_epoch: m.map(|_| 1),
+            chosen_on: if m.is_some() { ChosenOn::Validation } else { ChosenOn::Nothing },
+            valid_accuracy: m.map(|_| valid),
+            valid_loss: None,
+            test: Metrics::compute(&targets, &preds, 2).unwrap(),
+            test_rows: rows,
+            test_targets: targets,
+            test_preds: preds,
+            stop: None,
+            params: 1,
+            wall_s: 1.0,
+        }
+    }
+
+    fn sweep_of(runs: Vec<JobResult>, batch_sizes: Vec<usize>) -> Sweep {
+        Sweep {
+            plan: SweepPlan {
+                data: DataSpec::new("x"),
+                data_fingerprint: None,
+                split: SplitSpec::kfold(2, 0),
+                models: vec![SweepModel::new("A", ModelSource::parse("a")), SweepModel::new("B", ModelSource::parse("b"))],
+                batch_sizes,
+                seeds: vec![0],
+                baseline: true,
+                train: TrainConfig::default(),
+            },
+            labels: vec!["x".into(), "y".into()],
+            n_texts: 200,
+            runs,
+        }
+    }
+
+    #[test]
+    fn a_clear_difference_is_claimed_and_a_tie_is_not() {
+        let all: Vec<usize> = (0..200).collect();
+        let half: Vec<usize> = (0..200).filter(|r| r % 2 == 0).collect();
+        let almost: Vec<usize> = (0..200).filter(|r| r % 2 == 0 || *r == 1).collect();
+        let s = sweep_of(
+            vec![
+                run(Some(0), 8, 0, 100, &all, 0.9),
+                run(Some(0), 8, 1, 100, &all, 0.9),
+                run(Some(1), 8, 0, 100, &half, 0.5),
+                run(Some(1), 8, 1, 100, &half, 0.5),
+                run(None, 0, 0, 100, &almost, 0.0),
+                run(None, 0, 1, 100, &almost, 0.0),
+            ],
+            vec![8],
+        );
+        let ab = s
+            .compare(&Setting { model: "A".into(), batch_size: Some(8) }, &Setting { model: "B".into(), batch_size: Some(8) }, "x")
+            .unwrap();
+        assert!((ab.diff.diff - 0.5).abs() < 1e-12);
+        assert!(ab.diff.excludes_zero() && ab.mcnemar.p_value < 1e-20);
+        assert!(ab.sentence().starts_with("A (batch size 8) beats B (batch size 8) by 50.0 points"), "{}", ab.sentence());
+        let base = Setting { model: BASELINE_NAME.into(), batch_size: None };
+        let bb = s.compare(&Setting { model: "B".into(), batch_size: Some(8) }, &base, "x").unwrap();
+        assert!(!bb.diff.excludes_zero(), "one text of 200 apart: {:?}", bb.diff);
+        assert!(
+            bb.sentence().starts_with("No difference between TF-IDF + LR and B (batch size 8) is detectable with 200"),
+            "{}",
+            bb.sentence()
+        );
+        let text = s.conclusions().join("\n");
+        assert!(text.contains("A (batch size 8) beats TF-IDF + LR"), "{text}");
+        assert!(!text.contains("B (batch size 8) beats") && !text.contains("TF-IDF + LR beats B"), "{text}");
+        assert!(text.contains("Chance level (always the most frequent class): 100.0%"), "{text}");
+        let cells = s.cells();
+        assert_eq!(cells.len(), 3);
+        assert_eq!(cells[0].accuracy.n, 2);
+        assert_eq!(cells[0].accuracy.sd, Some(0.0));
+        assert_eq!(s.report_frame().shape(), (3, 2));
+    }
+
+    #[test]
+    fn validation_chooses_the_batch_size_with_ties_to_the_earlier_one() {
+        let all: Vec<usize> = (0..20).collect();
+        let none: Vec<usize> = vec![];
+        // bs 16 is best on test but validation prefers bs 8; model B ties on validation.
+        let s = sweep_of(
+            vec![
+                run(Some(0), 8, 0, 10, &none, 0.8),
+                run(Some(0), 16, 0, 10, &all, 0.6),
+                run(Some(1), 8, 0, 10, &none, 0.7),
+                run(Some(1), 16, 0, 10, &all, 0.7),
+            ],
+            vec![8, 16],
+        );
+        assert_eq!(s.best_setting("A").unwrap().batch_size, Some(8));
+        assert_eq!(s.best_setting("B").unwrap().batch_size, Some(8));
+        assert_eq!(s.best_overall().unwrap().model, "A");
+        assert!(s.conclusions().iter().any(|c| c.starts_with("A: batch size 8 chosen on validation")));
     }
 }

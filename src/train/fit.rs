@@ -347,7 +347,13 @@ pub fn fit(model: &mut dyn TextClassifier, train: &Encoded, valid: &Encoded, cfg
 /// println!("epoch {:?}: test accuracy {:?}", out.chosen_epoch, out.test.map(|t| t.metrics.accuracy));
 /// # Ok(()) }
 /// ```
-pub fn fit_and_test(model: &mut dyn TextClassifier, train: &Encoded, valid: &Encoded, test: &Encoded, cfg: &TrainConfig) -> Result<FitResult> {
+pub fn fit_and_test(
+    model: &mut dyn TextClassifier,
+    train: &Encoded,
+    valid: &Encoded,
+    test: &Encoded,
+    cfg: &TrainConfig,
+) -> Result<FitResult> {
     run(model, train, valid, Some(test), cfg, None)
 }
 
@@ -552,7 +558,14 @@ struct TrainerState {
 
 /// `best/` whenever the epoch becomes the chosen one; `last/` after every
 /// epoch and at every stop (also mid-epoch: resuming from any step is exact).
-fn save_checkpoints(model: &dyn TextClassifier, opt: &Optimizer, state: &RunState, improved: bool, cfg: &TrainConfig, dir: &Path) -> Result<()> {
+fn save_checkpoints(
+    model: &dyn TextClassifier,
+    opt: &Optimizer,
+    state: &RunState,
+    improved: bool,
+    cfg: &TrainConfig,
+    dir: &Path,
+) -> Result<()> {
     check_finite_weights(model.var_store(), &format!("fine-tuning at step {}", state.global_step))?;
     let ts = TrainerState { run: state.clone(), config: cfg.clone() };
     let save_model = |d: &Path| {
@@ -574,9 +587,17 @@ fn save_checkpoints(model: &dyn TextClassifier, opt: &Optimizer, state: &RunStat
 fn recipe(c: &TrainConfig) -> serde_json::Value {
     let mut v = serde_json::to_value(c).unwrap_or_default();
     if let Some(m) = v.as_object_mut() {
-        for k in
-            ["max_steps", "time_budget_s", "stop_file", "progress", "log_every", "checkpoint_dir", "overwrite", "tokenizer_dir", "test_every_epoch"]
-        {
+        for k in [
+            "max_steps",
+            "time_budget_s",
+            "stop_file",
+            "progress",
+            "log_every",
+            "checkpoint_dir",
+            "overwrite",
+            "tokenizer_dir",
+            "test_every_epoch",
+        ] {
             m.remove(k);
         }
     }

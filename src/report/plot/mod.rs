@@ -214,6 +214,9 @@ mod tests {
                     eval_s: 1.0,
                     train_samples_per_s: 321.5,
                     eval_samples_per_s: Some(900.0),
+                    test_loss: None,
+                    test_accuracy: None,
+                    test_macro_f1: None,
                 })
                 .collect(),
         }
