@@ -184,3 +184,67 @@ fn accuracy_matches_sklearn_on_wos_folds() {
     assert!((mean - fx.mean_accuracy).abs() <= 0.02, "mean accuracy {mean} vs scikit-learn {}", fx.mean_accuracy);
     assert!(agreement >= 0.95, "only {agreement} of predictions agree with scikit-learn's");
 }
+
+/// WOS-46985's size with synthetic text: 46,985 texts of 200 words from a
+/// Zipf vocabulary with a class signal, 80 % for training. Its 1-2-gram
+/// vocabulary (5.5·10⁶ terms) is larger than WOS-46985's, so time and memory
+/// (about 10 GB at peak) are upper bounds for the real data. Prints the
+/// timings; run with `cargo test --release --test baseline -- --ignored --nocapture`.
+#[test]
+#[ignore = "takes minutes: WOS-46985-sized timing run"]
+fn wos_46985_sized_fit_takes_minutes() {
+    use rand::{Rng, SeedableRng};
+    let (n, words, types, classes) = (46_985, 200, 60_000, 7);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(17);
+    let mut cdf: Vec<f64> = (0..types).map(|r| 1.0 / (r as f64 + 1.0)).collect();
+    for r in 1..types {
+        cdf[r] += cdf[r - 1];
+    }
+    let zipf = |rng: &mut rand_chacha::ChaCha8Rng| cdf.partition_point(|&c| c < rng.random::<f64>() * cdf[types - 1]).min(types - 1);
+    let mut texts = Vec::with_capacity(n);
+    let mut targets = Vec::with_capacity(n);
+    for i in 0..n {
+        let class = i % classes;
+        let text: Vec<String> = (0..words)
+            .map(|_| {
+                let r = zipf(&mut rng);
+                // A fifth of the words come from the class's own ranking.
+                if rng.random::<f64>() < 0.2 { format!("w{}", (r + 7919 * class) % types) } else { format!("w{r}") }
+            })
+            .collect();
+        texts.push(text.join(" "));
+        targets.push(class);
+    }
+    let split = n * 4 / 5;
+    let ds = |lo: usize, hi: usize| {
+        Dataset::new("synthetic", texts[lo..hi].to_vec(), targets[lo..hi].to_vec(), encoder_bench::data::LabelMap::numbered(classes))
+            .unwrap()
+    };
+    let (train, test) = (ds(0, split), ds(split, n));
+    let t0 = Instant::now();
+    let model = Baseline::fit(&train, &BaselineConfig::default()).unwrap();
+    let fit_s = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    let metrics = model.evaluate(&test).unwrap();
+    let r = model.report();
+    eprintln!(
+        "{} training texts: vocabulary {}, nnz {}; vectorize {:.1} s, solve {:.1} s ({} iterations, {} evaluations, {:?}); \
+         fit {fit_s:.1} s; evaluate {} texts {:.1} s; accuracy {:.4}; peak memory {}",
+        r.n_train,
+        r.vocabulary_size,
+        r.train_nnz,
+        r.vectorize_seconds,
+        r.solve_seconds,
+        r.solver.n_iter,
+        r.solver.n_evals,
+        r.solver.stop,
+        test.len(),
+        t1.elapsed().as_secs_f64(),
+        metrics.accuracy,
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM")).map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" ")))
+            .unwrap_or_else(|| "unknown".into())
+    );
+    assert!(r.solver.converged, "{:?}", r.solver);
+}

@@ -127,6 +127,10 @@ pub fn minimize(opts: &Lbfgs, x0: Tensor, mut objective: impl FnMut(&Tensor) -> 
     let mut at = Point { x: x0, f, g };
     // (s, y, 1 / s·y) of the remembered steps, oldest first.
     let mut memory: VecDeque<(Tensor, Tensor, f64)> = VecDeque::with_capacity(opts.history);
+    // The buffers of the last pair forgotten, reused for the next one: at 10⁷
+    // parameters a fresh tensor is a fresh mmap, and faulting its pages in
+    // costs as much as the arithmetic.
+    let mut spare: Option<(Tensor, Tensor)> = None;
     let mut n_iter = 0;
     let stop = loop {
         if max_abs(&at.g) <= opts.gtol {
@@ -137,7 +141,7 @@ pub fn minimize(opts: &Lbfgs, x0: Tensor, mut objective: impl FnMut(&Tensor) -> 
         }
         let mut dir = direction(&at.g, &memory);
         let mut slope = dot(&at.g, &dir);
-        if !(slope < 0.0) {
+        if slope >= 0.0 || slope.is_nan() {
             // Rounding can make the estimate lose positive definiteness.
             memory.clear();
             dir = -&at.g;
@@ -155,15 +159,20 @@ pub fn minimize(opts: &Lbfgs, x0: Tensor, mut objective: impl FnMut(&Tensor) -> 
             continue;
         };
         n_iter += 1;
-        let s = &next.x - &at.x;
-        let y = &next.g - &at.g;
+        let (mut s, mut y) = spare.take().unwrap_or_else(|| (at.x.empty_like(), at.g.empty_like()));
+        s.copy_(&next.x);
+        let _ = s.g_sub_(&at.x);
+        y.copy_(&next.g);
+        let _ = y.g_sub_(&at.g);
         let sy = dot(&s, &y);
         // Only steps with positive curvature keep the estimate positive definite.
         if sy > f64::EPSILON * dot(&y, &y) {
             if memory.len() == opts.history {
-                memory.pop_front();
+                spare = memory.pop_front().map(|(s, y, _)| (s, y));
             }
             memory.push_back((s, y, 1.0 / sy));
+        } else {
+            spare = Some((s, y));
         }
         let reduction = (at.f - next.f) / at.f.abs().max(next.f.abs()).max(1.0);
         at = next;
@@ -181,8 +190,14 @@ fn dot(a: &Tensor, b: &Tensor) -> f64 {
     a.dot(b).double_value(&[])
 }
 
+/// The infinity norm, without the temporary `abs()` would allocate.
 fn max_abs(t: &Tensor) -> f64 {
-    if t.numel() == 0 { 0.0 } else { t.abs().max().double_value(&[]) }
+    if t.numel() == 0 { 0.0 } else { t.norm_scalaropt_dim(f64::INFINITY, [0], false).double_value(&[]) }
+}
+
+/// `y += a·x` in one pass and no temporary.
+fn axpy(y: &mut Tensor, a: f64, x: &Tensor) {
+    let _ = y.addcmul_(x, &Tensor::from(a));
 }
 
 /// `-H·g` by the two-loop recursion, `H` scaled by the latest `s·y / y·y`.
@@ -191,7 +206,7 @@ fn direction(g: &Tensor, memory: &VecDeque<(Tensor, Tensor, f64)>) -> Tensor {
     let mut alphas = Vec::with_capacity(memory.len());
     for (s, y, rho) in memory.iter().rev() {
         let a = rho * dot(s, &q);
-        let _ = q.g_sub_(&(y * a));
+        axpy(&mut q, -a, y);
         alphas.push(a);
     }
     if let Some((s, y, _)) = memory.back() {
@@ -199,9 +214,10 @@ fn direction(g: &Tensor, memory: &VecDeque<(Tensor, Tensor, f64)>) -> Tensor {
     }
     for ((s, y, rho), a) in memory.iter().zip(alphas.into_iter().rev()) {
         let b = rho * dot(y, &q);
-        let _ = q.g_add_(&(s * (a - b)));
+        axpy(&mut q, a - b, s);
     }
-    -q
+    let _ = q.neg_();
+    q
 }
 
 /// Sufficient decrease (Armijo) and curvature constants of the strong Wolfe
@@ -225,7 +241,7 @@ fn line_search(
     let armijo = |step: f64, f: f64| f <= at.f + C1 * step * slope0;
     let mut eval = |step: f64| -> Result<(Point, f64)> {
         *n_evals += 1;
-        let x = &at.x + dir * step;
+        let x = at.x.addcmul(dir, &Tensor::from(step));
         let (f, g) = objective(&x)?;
         let slope = dot(&g, dir);
         Ok((Point { x, f, g }, slope))

@@ -102,16 +102,21 @@ impl Baseline {
     /// a token (two or more letters or digits), when fewer than two classes
     /// occur, or when `cfg` is out of range.
     pub fn fit(train: &Dataset, cfg: &BaselineConfig) -> Result<Baseline> {
+        cfg.tfidf.validate()?;
         if train.is_empty() {
             return Err(Error::invalid("train", format!("{}: no texts to fit the baseline on", train.source)));
         }
         cfg.logistic.validate()?;
+        // Data problems name the data; other errors pass through as they are.
+        let naming_data = |e: Error| match e {
+            Error::Invalid { msg, .. } => Error::invalid("train", format!("{}: {msg}", train.source)),
+            other => other,
+        };
         let t0 = Instant::now();
-        let (vectorizer, x) = TfidfVectorizer::fit_transform(&train.texts, &cfg.tfidf)?;
+        let (vectorizer, x) = TfidfVectorizer::fit_transform(&train.texts, &cfg.tfidf).map_err(naming_data)?;
         let vectorize_seconds = t0.elapsed().as_secs_f64();
         let t1 = Instant::now();
-        let model = LogisticRegression::fit(&x, &train.targets, &cfg.logistic)
-            .map_err(|e| Error::invalid("train", format!("{}: {e}", train.source)))?;
+        let model = LogisticRegression::fit(&x, &train.targets, &cfg.logistic).map_err(naming_data)?;
         let report = BaselineReport {
             config: *cfg,
             n_train: train.len(),
@@ -186,6 +191,10 @@ mod tests {
         assert!(e.to_string().contains("only class 1"), "{e}");
         let e = Baseline::fit(&dataset(&["a b", "! ?"], vec![0, 1], 2), &cfg).unwrap_err();
         assert!(e.to_string().contains("empty vocabulary"), "{e}");
+        assert!(e.to_string().starts_with("invalid `train`: mem: "), "{e}");
+        let bad = BaselineConfig { tfidf: TfidfConfig { ngram_range: (2, 1), sublinear_tf: true }, ..cfg };
+        let e = Baseline::fit(&dataset(&["aa bb", "cc dd"], vec![0, 1], 2), &bad).unwrap_err();
+        assert!(e.to_string().contains("ngram_range"), "{e}");
     }
 
     #[test]
