@@ -199,6 +199,8 @@ impl Look {
 
 /// A series ready to draw: its look, its finite points and its legend text.
 type Drawable<'a> = (Look, Vec<(f64, f64)>, &'a str);
+/// Error bars of one series: its colour and `(x, low, y, high)` per bar.
+type Bars = (RGBColor, Vec<(f64, f64, f64, f64)>);
 
 impl Draw for LineChart {
     fn pixel_size(&self) -> (u32, u32) {
@@ -217,7 +219,7 @@ impl Draw for LineChart {
             .filter(|(_, pts, _)| !pts.is_empty())
             .collect();
         // Error bars: (x, low, y, high), only where all four are finite.
-        let bars: Vec<(RGBColor, Vec<(f64, f64, f64, f64)>)> = self
+        let bars: Vec<Bars> = self
             .series
             .iter()
             .enumerate()
