@@ -4,12 +4,14 @@
 pub mod display;
 pub mod frames;
 pub mod html;
+pub mod json;
 pub mod plot;
 pub mod record;
 
 pub use display::evcxr_html;
 pub use frames::{history_frame, save_frame};
 pub use html::{HtmlTable, dataframe_html, html_table};
+pub use json::to_json_pretty;
 pub use plot::{BarChart, Chart, Heatmap, LineChart, Series};
 pub use record::{RunRecord, Versions};
 
