@@ -224,6 +224,13 @@ pub fn enforce_mps_rules(on: bool) {
 }
 
 /// Whether the MPS rules apply to every device (see [`enforce_mps_rules`]).
+///
+/// ```
+/// // Off unless ENCODER_BENCH_MPS_RULES=1 or enforce_mps_rules(true).
+/// if std::env::var_os(encoder_bench::device::MPS_RULES_ENV).is_none() {
+///     assert!(!encoder_bench::device::mps_rules_enforced());
+/// }
+/// ```
 pub fn mps_rules_enforced() -> bool {
     use std::sync::atomic::Ordering::Relaxed;
     match MPS_RULES.load(Relaxed) {
@@ -239,6 +246,10 @@ pub fn mps_rules_enforced() -> bool {
 
 /// Whether MPS's rules apply to work on `device`: it is MPS, or the rules
 /// are enforced everywhere.
+///
+/// ```
+/// assert!(encoder_bench::device::mps_rules_apply(tch::Device::Mps));
+/// ```
 pub fn mps_rules_apply(device: tch::Device) -> bool {
     device == tch::Device::Mps || mps_rules_enforced()
 }
