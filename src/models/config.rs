@@ -850,7 +850,7 @@ mod tests {
     #[test]
     fn a_model_larger_than_memory_is_refused_with_its_size_before_allocating() {
         let dir = tempfile::tempdir().unwrap();
-        // Within every per-field limit, ~1.1e12 parameters: 4 TiB of fp32.
+        // Within every per-field limit, ~1.1e12 parameters: 4160 GiB of fp32.
         let p = write(
             &dir,
             r#"{"vocab_size": 16777216, "hidden_size": 65536, "num_attention_heads": 1, "intermediate_size": 8, "num_hidden_layers": 1}"#,
