@@ -55,6 +55,91 @@ impl Default for BenchConfig {
     }
 }
 
+/// The most texts one phase of a benchmark may use (steps × batch size):
+/// they are copied and tokenised before the phase starts.
+pub const MAX_BENCH_TEXTS: usize = 1 << 17;
+
+/// The largest `n` of [`matmul_gflops`] the CLI takes: three `n`×`n` fp32
+/// matrices (3 GiB) fit in memory with room to spare.
+pub const MAX_MATMUL: i64 = 16_384;
+
+impl BenchConfig {
+    /// Checks ranges before anything is tokenised or built; errors name the
+    /// field. (`max_len` is checked against the model by [`run`].)
+    ///
+    /// ```
+    /// use encoder_bench::bench::BenchConfig;
+    /// assert!(BenchConfig::default().validate().is_ok());
+    /// let e = BenchConfig { train_steps: usize::MAX, ..Default::default() }.validate().unwrap_err().to_string();
+    /// assert!(e.contains("train_steps"), "{e}");
+    /// ```
+    pub fn validate(&self) -> Result<()> {
+        use crate::train::config::{MAX_BATCH_SIZE, MAX_SEQUENCE_LEN, check_count};
+        check_count("batch_size", self.batch_size, MAX_BATCH_SIZE)?;
+        if !(2..=MAX_SEQUENCE_LEN).contains(&self.max_len) {
+            return Err(Error::invalid("max_len", format!("{} is outside 2..={MAX_SEQUENCE_LEN}", self.max_len)));
+        }
+        check_count("train_steps", self.train_steps, usize::MAX)?;
+        check_count("eval_batches", self.eval_batches, usize::MAX)?;
+        for (name, steps) in [("warmup_steps", self.warmup_steps), ("train_steps", self.train_steps), ("eval_batches", self.eval_batches)] {
+            if steps.checked_mul(self.batch_size).is_none_or(|n| n > MAX_BENCH_TEXTS) {
+                return Err(Error::invalid(
+                    name,
+                    format!("{steps} × batch size {} is more than {MAX_BENCH_TEXTS} texts for one phase", self.batch_size),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks the size of the matrix product `bench --matmul` times (0: none).
+///
+/// ```
+/// assert!(encoder_bench::bench::check_matmul_size(0).is_ok());
+/// assert!(encoder_bench::bench::check_matmul_size(1_000_000_000).is_err());
+/// ```
+pub fn check_matmul_size(n: i64) -> Result<()> {
+    if (0..=MAX_MATMUL).contains(&n) { Ok(()) } else { Err(Error::invalid("matmul", format!("{n}: expected 0 (skip) up to {MAX_MATMUL}"))) }
+}
+
+/// The settings of `encoder-bench check-device`: how many texts, cut at
+/// what length, and the largest fp32 logit difference allowed.
+///
+/// ```
+/// use encoder_bench::bench::DeviceCheck;
+/// assert!(DeviceCheck { n: 16, max_len: 128, tol: 1e-3 }.validate().is_ok());
+/// assert!(DeviceCheck { n: 0, max_len: 128, tol: 1e-3 }.validate().is_err());
+/// assert!(DeviceCheck { n: 16, max_len: 128, tol: f64::NAN }.validate().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DeviceCheck {
+    /// Texts to run (the first `n` of the data).
+    pub n: usize,
+    /// Truncation length.
+    pub max_len: usize,
+    /// Largest allowed |logit difference| in fp32.
+    pub tol: f64,
+}
+
+impl DeviceCheck {
+    /// Checks ranges; errors name the field. (`max_len` is checked against
+    /// the model once the texts are encoded.)
+    pub fn validate(&self) -> Result<()> {
+        use crate::train::config::MAX_SEQUENCE_LEN;
+        if self.n == 0 {
+            return Err(Error::invalid("n", "expected at least 1 text"));
+        }
+        if !(2..=MAX_SEQUENCE_LEN).contains(&self.max_len) {
+            return Err(Error::invalid("max_len", format!("{} is outside 2..={MAX_SEQUENCE_LEN}", self.max_len)));
+        }
+        if !(self.tol.is_finite() && self.tol >= 0.0) {
+            return Err(Error::invalid("tol", format!("{}: expected a number >= 0", self.tol)));
+        }
+        Ok(())
+    }
+}
+
 /// Figures of one [`run`], in the units `bench/reference.py` prints.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BenchResult {
@@ -152,14 +237,13 @@ pub fn run(name: &str, model: &mut dyn TextClassifier, tok: &TextTokenizer, data
     if data.is_empty() {
         return Err(Error::invalid("bench data", "is empty"));
     }
-    if cfg.batch_size == 0 || cfg.train_steps == 0 || cfg.eval_batches == 0 {
-        return Err(Error::invalid("bench", "batch_size, train_steps and eval_batches must be at least 1"));
-    }
+    cfg.validate()?;
     let max_pos = model.config().max_position_embeddings();
     if cfg.max_len < 2 || cfg.max_len as i64 > max_pos {
         return Err(Error::invalid("max_len", format!("{} is outside 2..={max_pos} (the model's max_position_embeddings)", cfg.max_len)));
     }
     let device = model.var_store().device();
+    cfg.precision.check_device(device)?;
     // As `fit` does, before the first timed step.
     crate::device::retain_freed_cpu_memory();
     let tc = train_config(cfg);

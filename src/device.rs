@@ -197,6 +197,169 @@ pub fn check_same_device(context: &str, expected: tch::Device, tensors: &[(&str,
     Ok(())
 }
 
+/// The environment variable that applies the MPS rules on every device
+/// (`1`): see [`enforce_mps_rules`].
+pub const MPS_RULES_ENV: &str = "ENCODER_BENCH_MPS_RULES";
+
+/// 0: not decided yet (read [`MPS_RULES_ENV`] on first use), 1: off, 2: on.
+static MPS_RULES: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Applies the rules of Apple's MPS backend to every transfer, whatever the
+/// device: no float64 anywhere (also outside MPS mode), no bf16 and no bf16
+/// precision. MPS cannot be run where the test suite runs, so this is how a
+/// CPU run finds what would fail on a Mac; `ENCODER_BENCH_MPS_RULES=1` turns
+/// it on for a whole process (the CLI included).
+///
+/// ```
+/// use encoder_bench::device::{enforce_mps_rules, mps_rules_enforced};
+/// enforce_mps_rules(true);
+/// assert!(mps_rules_enforced());
+/// let bf16 = tch::Tensor::ones([2], (tch::Kind::BFloat16, tch::Device::Cpu));
+/// assert!(encoder_bench::device::to_device(&bf16, tch::Device::Cpu).is_err());
+/// enforce_mps_rules(false);
+/// assert!(encoder_bench::device::to_device(&bf16, tch::Device::Cpu).is_ok());
+/// ```
+pub fn enforce_mps_rules(on: bool) {
+    MPS_RULES.store(if on { 2 } else { 1 }, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether the MPS rules apply to every device (see [`enforce_mps_rules`]).
+///
+/// ```
+/// // Off unless ENCODER_BENCH_MPS_RULES=1 or enforce_mps_rules(true).
+/// if std::env::var_os(encoder_bench::device::MPS_RULES_ENV).is_none() {
+///     assert!(!encoder_bench::device::mps_rules_enforced());
+/// }
+/// ```
+pub fn mps_rules_enforced() -> bool {
+    use std::sync::atomic::Ordering::Relaxed;
+    match MPS_RULES.load(Relaxed) {
+        0 => {
+            let on = std::env::var(MPS_RULES_ENV).is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes" | "on"));
+            // A concurrent `enforce_mps_rules` wins over the variable.
+            let _ = MPS_RULES.compare_exchange(0, if on { 2 } else { 1 }, Relaxed, Relaxed);
+            MPS_RULES.load(Relaxed) == 2
+        }
+        v => v == 2,
+    }
+}
+
+/// Whether MPS's rules apply to work on `device`: it is MPS, or the rules
+/// are enforced everywhere.
+///
+/// ```
+/// assert!(encoder_bench::device::mps_rules_apply(tch::Device::Mps));
+/// ```
+pub fn mps_rules_apply(device: tch::Device) -> bool {
+    device == tch::Device::Mps || mps_rules_enforced()
+}
+
+/// What MPS refuses or this crate does not offer there, or `None`.
+fn transfer_refusal(kind: tch::Kind, mps: bool) -> Option<&'static str> {
+    match kind {
+        // Nothing in the crate needs float64 on a device, and MPS has none:
+        // refusing it everywhere makes a CPU run show what a Mac would hit.
+        tch::Kind::Double | tch::Kind::ComplexDouble => {
+            Some("float64 tensors are never moved to a device (MPS has no float64): convert to float32 first")
+        }
+        tch::Kind::BFloat16 if mps => Some("bf16 is not offered on MPS: use fp32"),
+        _ => None,
+    }
+}
+
+/// Checks that a tensor of `kind` may be moved to `device` (see [`to_device`]).
+///
+/// ```
+/// use encoder_bench::device::check_transfer;
+/// assert!(check_transfer(tch::Kind::Float, tch::Device::Mps).is_ok());
+/// assert!(check_transfer(tch::Kind::Double, tch::Device::Cpu).is_err());
+/// assert!(check_transfer(tch::Kind::BFloat16, tch::Device::Mps).is_err());
+/// ```
+pub fn check_transfer(kind: tch::Kind, device: tch::Device) -> Result<()> {
+    match transfer_refusal(kind, mps_rules_apply(device)) {
+        None => Ok(()),
+        Some(why) => {
+            let note = if device != tch::Device::Mps && kind == tch::Kind::BFloat16 {
+                " (the MPS rules are enforced on every device)"
+            } else {
+                ""
+            };
+            Err(Error::Device { device: device_name(device), msg: format!("moving a {kind:?} tensor: {why}{note}") })
+        }
+    }
+}
+
+/// Moves `t` to `device`: the crate's one host-to-device transfer. Refuses
+/// float64 on every device and bf16 under the MPS rules
+/// ([`mps_rules_apply`]); libtorch's own failure (out of device memory) is
+/// an error, not a panic.
+///
+/// ```
+/// use encoder_bench::device::to_device;
+/// let ids = tch::Tensor::from_slice(&[101i64, 102]);
+/// assert_eq!(to_device(&ids, tch::Device::Cpu)?.size(), vec![2]);
+/// let e = to_device(&tch::Tensor::from(0.5f64), tch::Device::Cpu).unwrap_err().to_string();
+/// assert!(e.contains("float64"), "{e}");
+/// # Ok::<(), encoder_bench::Error>(())
+/// ```
+pub fn to_device(t: &tch::Tensor, device: tch::Device) -> Result<tch::Tensor> {
+    check_transfer(t.kind(), device)?;
+    t.f_to_device(device).map_err(|e| Error::torch(format!("moving a {:?} tensor to {}", t.kind(), device_name(device)), e))
+}
+
+/// Moves every variable of `vs` to `device`, after checking each against
+/// the rules of [`to_device`] (a variable that breaks one is named).
+///
+/// ```
+/// let mut vs = tch::nn::VarStore::new(tch::Device::Cpu);
+/// let _w = vs.root().zeros("w", &[2]);
+/// encoder_bench::device::move_var_store(&mut vs, tch::Device::Cpu)?;
+/// # Ok::<(), encoder_bench::Error>(())
+/// ```
+pub fn move_var_store(vs: &mut tch::nn::VarStore, device: tch::Device) -> Result<()> {
+    let mut vars: Vec<(String, tch::Tensor)> = vs.variables().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, v) in &vars {
+        check_transfer(v.kind(), device).map_err(|e| match e {
+            Error::Device { device, msg } => Error::Device { device, msg: format!("variable `{name}`: {msg}") },
+            other => other,
+        })?;
+    }
+    vs.set_device(device);
+    Ok(())
+}
+
+/// Total memory of this machine in bytes: `MemTotal` of `/proc/meminfo`,
+/// or the cgroup's `memory.max` when that is lower (a container). `None`
+/// where neither can be read (not Linux).
+///
+/// ```
+/// if let Some(bytes) = encoder_bench::device::total_memory_bytes() {
+///     assert!(bytes > 1 << 20);
+/// }
+/// ```
+pub fn total_memory_bytes() -> Option<u64> {
+    let total = std::fs::read_to_string("/proc/meminfo").ok().and_then(|t| parse_meminfo_total(&t));
+    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max").ok().and_then(|t| t.trim().parse::<u64>().ok());
+    match (total, cgroup) {
+        (Some(t), Some(c)) => Some(t.min(c)),
+        (t, c) => t.or(c),
+    }
+}
+
+/// `MemTotal` in bytes from the text of `/proc/meminfo` (`MemTotal: 16314476 kB`).
+fn parse_meminfo_total(text: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let mut parts = line["MemTotal:".len()..].split_whitespace();
+    let value: u64 = parts.next()?.parse().ok()?;
+    let unit = match parts.next() {
+        None => 1,
+        Some(u) if u.eq_ignore_ascii_case("kb") => 1024,
+        Some(_) => return None,
+    };
+    value.checked_mul(unit)
+}
+
 /// Resolves the device (see [`resolve_device`]) and prints the choice, as the
 /// seed notebook printed its MPS device.
 ///
@@ -254,6 +417,29 @@ mod tests {
         touch(n);
         let again = faults() - before;
         assert!(again < 512, "{again} page faults re-allocating a freed {n}-byte block ({} pages)", n / 4096);
+    }
+
+    #[test]
+    fn transfer_rules_refuse_float64_everywhere_and_bf16_under_mps_rules() {
+        use tch::Kind;
+        assert_eq!(transfer_refusal(Kind::Float, true), None);
+        assert_eq!(transfer_refusal(Kind::Int64, true), None);
+        assert!(transfer_refusal(Kind::Double, false).is_some_and(|m| m.contains("float64")));
+        assert_eq!(transfer_refusal(Kind::BFloat16, false), None);
+        assert!(transfer_refusal(Kind::BFloat16, true).is_some_and(|m| m.contains("bf16")));
+        let e = check_transfer(Kind::BFloat16, tch::Device::Mps).unwrap_err().to_string();
+        assert!(e.contains("device `mps`") && e.contains("BFloat16"), "{e}");
+    }
+
+    #[test]
+    fn meminfo_total_is_read_in_bytes() {
+        let text = "MemTotal:       16314476 kB\nMemFree:         1234 kB\n";
+        assert_eq!(parse_meminfo_total(text), Some(16314476 * 1024));
+        assert_eq!(parse_meminfo_total("MemFree: 1 kB\n"), None);
+        assert_eq!(parse_meminfo_total("MemTotal: lots kB\n"), None);
+        if cfg!(target_os = "linux") {
+            assert!(total_memory_bytes().is_some_and(|b| b > 1 << 26));
+        }
     }
 
     #[test]

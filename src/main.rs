@@ -431,7 +431,7 @@ fn fit_cmd(args: FitArgs) -> Result<()> {
         overwrite: args.overwrite,
         ..args.train.config()
     };
-    cfg.validate()?;
+    cfg.validate_for(device)?;
     let (train, test) = (tok.encode_dataset(&split.train, cfg.max_len)?, tok.encode_dataset(&split.test, cfg.max_len)?);
     // The seed's mode (no validation set): the test set chooses, and the record says so.
     let valid = split.valid.as_ref().map(|v| tok.encode_dataset(v, cfg.max_len)).transpose()?;
@@ -514,6 +514,7 @@ fn eval_cmd(args: EvalArgs) -> Result<()> {
         progress: ProgressMode::Auto,
         ..TrainConfig::default()
     };
+    cfg.validate_for(device)?;
     let v = validate(model.as_ref(), &enc, &cfg)?;
     let names = model.labels().names().to_vec();
     let text = v.metrics.report(&names);
@@ -523,7 +524,7 @@ fn eval_cmd(args: EvalArgs) -> Result<()> {
             anyhow::bail!("--out {}: a file of that name exists; expected a directory (it is created if missing)", out.display());
         }
         std::fs::create_dir_all(out).with_context(|| format!("creating --out {}", out.display()))?;
-        encoder_bench::error::write_atomic(out.join("metrics.json"), serde_json::to_string_pretty(&v.metrics)?.as_bytes())?;
+        encoder_bench::error::write_atomic(out.join("metrics.json"), encoder_bench::report::to_json_pretty(&v.metrics)?.as_bytes())?;
         encoder_bench::error::write_atomic(out.join("report.txt"), text.as_bytes())?;
         encoder_bench::report::Heatmap::confusion(&names, &v.metrics.confusion).save(&out.join("confusion"))?;
         println!("written: {}/metrics.json, report.txt, confusion.svg/.png", out.display());
@@ -659,6 +660,8 @@ fn pretrain_cmd(args: PretrainArgs) -> Result<()> {
         checkpoint_dir: Some(args.out.join("checkpoints")),
         ..Default::default()
     };
+    // Before the corpus is tokenised: a bad number is found at once.
+    cfg.validate()?;
     let corpus = Corpus::from_text_file(&args.corpus, &tok, cfg.max_len)?;
     println!(
         "corpus {}: {} documents → {} sequences, {} tokens; model {} layers × {} hidden",
@@ -704,14 +707,10 @@ fn device_quietly(request: Option<&str>) -> Result<Device> {
 }
 
 fn bench_cmd(args: BenchArgs) -> Result<()> {
+    encoder_bench::bench::check_matmul_size(args.matmul)?;
     let device = device_quietly(args.device.as_deref())?;
     let ds = Dataset::read_wos(&args.data, WosLevel::L1)?;
     let (mut model, tok, name) = args.model.load(ds.labels.clone(), device)?;
-    // Three n×n fp32 matrices must fit in memory with room to spare.
-    const MAX_MATMUL: i64 = 16_384;
-    if !(0..=MAX_MATMUL).contains(&args.matmul) {
-        anyhow::bail!("--matmul {}: expected 0 (skip) up to {MAX_MATMUL}", args.matmul);
-    }
     let matmul = (args.matmul > 0).then(|| encoder_bench::bench::matmul_gflops(device, args.matmul, tch::Kind::Float));
     for &precision in &args.precision {
         let cfg = encoder_bench::bench::BenchConfig {
@@ -748,12 +747,7 @@ fn bench_cmd(args: BenchArgs) -> Result<()> {
 
 fn check_device_cmd(args: CheckDeviceArgs) -> Result<()> {
     use encoder_bench::models::{Precision, with_precision};
-    if args.n == 0 {
-        anyhow::bail!("--n 0: expected at least 1 text");
-    }
-    if !(args.tol.is_finite() && args.tol >= 0.0) {
-        anyhow::bail!("--tol {}: expected a number >= 0", args.tol);
-    }
+    encoder_bench::bench::DeviceCheck { n: args.n, max_len: args.max_len, tol: args.tol }.validate()?;
     let device = device_quietly(Some(&args.device))?;
     let ds = Dataset::read_wos(&args.data, WosLevel::L1)?;
     let (mut model, tok, name) = args.model.load(ds.labels.clone(), Device::Cpu)?;
@@ -768,14 +762,16 @@ fn check_device_cmd(args: CheckDeviceArgs) -> Result<()> {
         Ok(tch::Tensor::cat(&out, 0).to_kind(tch::Kind::Float).to_device(Device::Cpu))
     };
     let cpu = logits(model.as_ref(), Device::Cpu, Precision::Fp32)?;
-    model.var_store_mut().set_device(device);
+    encoder_bench::device::move_var_store(model.var_store_mut(), device)?;
     let dev32 = logits(model.as_ref(), device, Precision::Fp32)?;
-    let dev16 = logits(model.as_ref(), device, Precision::Bf16)?;
+    // bf16 only where it is offered (not on MPS).
+    let dev16 = Precision::Bf16.check_device(device).is_ok().then(|| logits(model.as_ref(), device, Precision::Bf16)).transpose()?;
     let diff = |t: &tch::Tensor| (t - &cpu).abs().max().double_value(&[]);
-    let (d32, d16) = (diff(&dev32), diff(&dev16));
+    let (d32, d16) = (diff(&dev32), dev16.as_ref().map(diff));
     let scale = cpu.abs().max().double_value(&[]);
-    let agree =
-        dev16.argmax(-1, false).eq_tensor(&cpu.argmax(-1, false)).to_kind(tch::Kind::Float).mean(tch::Kind::Float).double_value(&[]);
+    let agree = dev16
+        .as_ref()
+        .map(|d| d.argmax(-1, false).eq_tensor(&cpu.argmax(-1, false)).to_kind(tch::Kind::Float).mean(tch::Kind::Float).double_value(&[]));
     let device_name = encoder_bench::device::device_name(device);
     println!(
         "{}",

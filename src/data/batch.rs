@@ -107,6 +107,16 @@ impl Batch {
     }
 }
 
+/// `values` as an int64 tensor of `shape` on `device`, through the crate's
+/// one transfer ([`crate::device::to_device`]). Integer tensors pass every
+/// device rule (and [`Encoded::batches`] checks the device first), so what
+/// is left to fail is libtorch's copy itself, out of device memory, which an
+/// iterator of batches cannot return: it stops the program with libtorch's
+/// message, as a failed allocation in the forward pass does.
+pub(crate) fn int64_on(values: &[i64], shape: &[i64], device: Device) -> Tensor {
+    crate::device::to_device(&Tensor::from_slice(values).view(shape), device).unwrap_or_else(|e| panic!("{e}"))
+}
+
 impl Encoded {
     /// Number of texts.
     pub fn len(&self) -> usize {
@@ -167,12 +177,12 @@ impl Encoded {
         }
         let targets: Vec<i64> = indices.iter().map(|&i| self.targets[i]).collect();
         let shape = [n as i64, width as i64];
-        let put = |v: &[i64]| Tensor::from_slice(v).view(shape).to_device(device);
+        let put = |v: &[i64]| int64_on(v, &shape, device);
         Batch {
             ids: put(&ids),
             mask: put(&mask),
             token_type_ids: put(&types),
-            targets: Tensor::from_slice(&targets).to_device(device),
+            targets: int64_on(&targets, &[n as i64], device),
             indices: indices.to_vec(),
         }
     }
@@ -225,6 +235,7 @@ impl Encoded {
         if batch_size == 0 {
             return Err(Error::invalid("batch_size", "expected at least 1"));
         }
+        crate::device::check_transfer(tch::Kind::Int64, device)?;
         let order = self.batch_order(batch_size, padding, shuffle);
         Ok(Batches { enc: self, order, pos: 0, batch_size, padding, device })
     }

@@ -103,6 +103,7 @@ impl Dataset {
         if texts.len() != targets.len() {
             return Err(crate::Error::data(&source, None, format!("{} texts but {} labels", texts.len(), targets.len())));
         }
+        text::check_class_count(labels.len(), "label map").map_err(|msg| crate::Error::data(&source, None, msg))?;
         if let Some((i, &t)) = targets.iter().enumerate().find(|&(_, &t)| t >= labels.len()) {
             return Err(crate::Error::data(&source, Some(i + 1), format!("label {t} out of range: expected 0..{}", labels.len())));
         }

@@ -193,7 +193,22 @@ fn read_labels(col: &Column, path: &Path, name: &str, origin: Origin) -> Result<
     if let Some(row) = names.iter().position(|s| s.trim().is_empty()) {
         return Err(row_error(path, origin, row, format!("empty label in column `{name}`")));
     }
-    let distinct: BTreeSet<&str> = names.iter().copied().collect();
+    let mut distinct: BTreeSet<&str> = BTreeSet::new();
+    for (row, label) in names.iter().enumerate() {
+        if distinct.insert(label) && distinct.len() > super::text::MAX_CLASSES {
+            return Err(row_error(
+                path,
+                origin,
+                row,
+                format!(
+                    "label `{label}` is distinct label number {} in column `{name}`: at most {} classes are supported (is `{name}` the \
+                     label column?)",
+                    distinct.len(),
+                    super::text::MAX_CLASSES
+                ),
+            ));
+        }
+    }
     let distinct: Vec<&str> = distinct.into_iter().collect();
     let targets = names.iter().map(|n| distinct.binary_search(n).expect("name comes from the same column")).collect();
     Ok((targets, LabelMap::new(distinct.into_iter().map(String::from).collect())))

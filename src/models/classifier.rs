@@ -29,6 +29,14 @@ pub trait TextClassifier: std::fmt::Debug {
         let mut inputs = vec![("input_ids", input_ids), ("attention_mask", attention_mask)];
         inputs.extend(token_type_ids.map(|t| ("token_type_ids", t)));
         crate::device::check_same_device("forward", self.var_store().device(), &inputs)?;
+        // The layers take these shapes for granted (and would panic on others).
+        let shape = input_ids.size();
+        if shape.len() != 2 {
+            return Err(Error::invalid("input_ids", format!("shape {shape:?}: expected [batch, sequence]")));
+        }
+        if let Some((name, t)) = inputs.iter().find(|(_, t)| t.size() != shape) {
+            return Err(Error::invalid(*name, format!("shape {:?} differs from input_ids' {shape:?}", t.size())));
+        }
         Ok(self.forward_t(input_ids, attention_mask, token_type_ids, train))
     }
 
@@ -242,7 +250,7 @@ pub fn random_classifier_with_head(
     tch::manual_seed(seed);
     let mut model = build(config, labels, head);
     init_like_transformers(model.var_store(), config.pad_token_id());
-    model.var_store_mut().set_device(device);
+    crate::device::move_var_store(model.var_store_mut(), device).expect("a new model's fp32 variables pass every device rule");
     model
 }
 
@@ -359,6 +367,7 @@ fn load(
     if labels.is_empty() {
         return Err(Error::invalid("labels", "a classifier needs at least one class"));
     }
+    crate::data::text::check_class_count(labels.len(), "a classifier's labels").map_err(|msg| Error::invalid("labels", msg))?;
     tch::manual_seed(seed);
     let mut model = build(&config, labels, head);
     let family = config.family();
@@ -372,7 +381,7 @@ fn load(
     report.family = family.to_string();
     report.family_from = read.family_from.to_string();
     report.config_ignored = read.ignored_fields;
-    model.var_store_mut().set_device(device);
+    crate::device::move_var_store(model.var_store_mut(), device)?;
     Ok((model, report))
 }
 
@@ -382,6 +391,7 @@ fn read_labels(config: &Path) -> Result<LabelMap> {
         .get("id2label")
         .and_then(|m| m.as_object())
         .ok_or_else(|| Error::config(config, "id2label", "missing: pass the labels explicitly for a model without a classifier"))?;
+    crate::data::text::check_class_count(id2label.len(), "id2label").map_err(|msg| Error::config(config, "id2label", msg))?;
     let mut names = vec![String::new(); id2label.len()];
     for (k, name) in id2label {
         let i: usize = k

@@ -229,21 +229,178 @@ fn key_before(text: &str, line: usize, column: usize) -> Option<String> {
     key.and_then(|(a, b)| text.get(a..b)).map(str::to_string)
 }
 
-fn check_common(path: &Path, hidden: i64, heads: i64, pos_type: &str, model_type: &str, expected_type: &str) -> Result<()> {
-    if heads <= 0 || hidden <= 0 || hidden % heads != 0 {
-        return Err(Error::config(
+/// Upper bounds of `config.json` sizes: far above every released BERT or
+/// ELECTRA (bert-large: hidden 1024, 24 layers, intermediate 4096,
+/// vocabulary 30522, 512 positions), so a value beyond one is a typo or a
+/// crafted file. They keep libtorch's size arithmetic far from overflow;
+/// whether a model within them fits is then the memory check's question
+/// ([`ModelConfig::check_memory`]).
+pub mod limits {
+    /// `vocab_size` (16.7 M; the largest public vocabularies have ~250 k).
+    pub const VOCAB_SIZE: i64 = 1 << 24;
+    /// `hidden_size` and ELECTRA's `embedding_size`.
+    pub const HIDDEN_SIZE: i64 = 1 << 16;
+    /// `num_hidden_layers`.
+    pub const NUM_HIDDEN_LAYERS: i64 = 1 << 10;
+    /// `intermediate_size`.
+    pub const INTERMEDIATE_SIZE: i64 = 1 << 18;
+    /// `max_position_embeddings`.
+    pub const MAX_POSITION_EMBEDDINGS: i64 = 1 << 20;
+    /// `type_vocab_size`.
+    pub const TYPE_VOCAB_SIZE: i64 = 1 << 16;
+}
+
+/// Bytes per parameter of the weights as built (fp32).
+const BYTES_PER_PARAMETER: u64 = 4;
+
+/// The values of either family's config that validation and the size
+/// estimate read (`embedding_size` is ELECTRA's; BERT embeds at the hidden size).
+struct Values<'a> {
+    vocab_size: i64,
+    embedding_size: Option<i64>,
+    hidden_size: i64,
+    num_hidden_layers: i64,
+    num_attention_heads: i64,
+    intermediate_size: i64,
+    max_position_embeddings: i64,
+    type_vocab_size: i64,
+    hidden_dropout_prob: f64,
+    attention_probs_dropout_prob: f64,
+    layer_norm_eps: f64,
+    pad_token_id: Option<i64>,
+    position_embedding_type: &'a str,
+    model_type: &'a str,
+}
+
+impl Values<'_> {
+    /// Parameters of the encoder these values describe (embeddings, the
+    /// ELECTRA projection, the layers; no head), with the key of the largest
+    /// share. Exact for valid values (`tests/models.rs` compares it with the
+    /// built models); saturating, so hostile values cannot overflow it.
+    fn encoder_parameters(&self) -> (u64, &'static str) {
+        let n = |v: i64| v.max(0) as u64;
+        let (h, i) = (n(self.hidden_size), n(self.intermediate_size));
+        let e = self.embedding_size.map_or(h, n);
+        let mul = |a: u64, b: u64| a.saturating_mul(b);
+        let shares = [
+            ("vocab_size", mul(n(self.vocab_size), e)),
+            ("max_position_embeddings", mul(n(self.max_position_embeddings), e)),
+            ("type_vocab_size", mul(n(self.type_vocab_size), e)),
+            // q, k, v and the attention output (4·(h² + h)), the two
+            // LayerNorms (4h), the feed-forward pair (2·h·i + i + h).
+            (
+                "num_hidden_layers",
+                mul(
+                    n(self.num_hidden_layers),
+                    mul(4, mul(h, h).saturating_add(h))
+                        .saturating_add(mul(4, h))
+                        .saturating_add(mul(2, mul(h, i)))
+                        .saturating_add(i)
+                        .saturating_add(h),
+                ),
+            ),
+        ];
+        // The embeddings' LayerNorm, and ELECTRA's projection up to the hidden size.
+        let project = if e != h { mul(e, h).saturating_add(h) } else { 0 };
+        let total = shares.iter().fold(mul(2, e).saturating_add(project), |acc, (_, p)| acc.saturating_add(*p));
+        let largest = shares.iter().max_by_key(|(_, p)| *p).map_or("num_hidden_layers", |(k, _)| k);
+        (total, largest)
+    }
+
+    fn check(&self, path: &Path, expected_type: &str) -> Result<()> {
+        let size = |key: &str, v: i64, max: i64| {
+            if (1..=max).contains(&v) {
+                Ok(())
+            } else {
+                let why = if v < 1 { "is not a size" } else { "is beyond any real model (a typo?)" };
+                Err(Error::config(path, key, format!("{v} {why}: expected an integer in 1..={max}")))
+            }
+        };
+        size("vocab_size", self.vocab_size, limits::VOCAB_SIZE)?;
+        if let Some(e) = self.embedding_size {
+            size("embedding_size", e, limits::HIDDEN_SIZE)?;
+        }
+        size("hidden_size", self.hidden_size, limits::HIDDEN_SIZE)?;
+        size("num_hidden_layers", self.num_hidden_layers, limits::NUM_HIDDEN_LAYERS)?;
+        size("intermediate_size", self.intermediate_size, limits::INTERMEDIATE_SIZE)?;
+        size("max_position_embeddings", self.max_position_embeddings, limits::MAX_POSITION_EMBEDDINGS)?;
+        size("type_vocab_size", self.type_vocab_size, limits::TYPE_VOCAB_SIZE)?;
+        let (hidden, heads) = (self.hidden_size, self.num_attention_heads);
+        if heads < 1 {
+            return Err(Error::config(path, "num_attention_heads", format!("{heads} is not a number of heads: expected at least 1")));
+        }
+        // transformers refuses this too: the heads split the hidden size evenly.
+        if hidden % heads != 0 {
+            return Err(Error::config(
+                path,
+                "num_attention_heads",
+                format!("hidden_size {hidden} is not divisible by num_attention_heads {heads}"),
+            ));
+        }
+        for (key, p) in
+            [("hidden_dropout_prob", self.hidden_dropout_prob), ("attention_probs_dropout_prob", self.attention_probs_dropout_prob)]
+        {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(Error::config(path, key, format!("{p} is not a probability: expected a number in [0, 1]")));
+            }
+        }
+        // LayerNorm adds eps in fp32: below the smallest normal float32 it
+        // vanishes (a zero variance then divides by zero), above the largest
+        // it is infinite.
+        let eps = self.layer_norm_eps;
+        let (lo, hi) = (f32::MIN_POSITIVE as f64, f32::MAX as f64);
+        if !(lo..=hi).contains(&eps) {
+            return Err(Error::config(
+                path,
+                "layer_norm_eps",
+                format!("{eps} is not a positive number float32 can hold: expected {lo:e}..={hi:e}"),
+            ));
+        }
+        if let Some(pad) = self.pad_token_id
+            && !(0..self.vocab_size).contains(&pad)
+        {
+            return Err(Error::config(
+                path,
+                "pad_token_id",
+                format!("{pad} is not a token id of the vocabulary: expected 0..{} (vocab_size {})", self.vocab_size, self.vocab_size),
+            ));
+        }
+        let pos_type = self.position_embedding_type;
+        if pos_type != "absolute" {
+            return Err(Error::config(path, "position_embedding_type", format!("`{pos_type}` is not supported; expected \"absolute\"")));
+        }
+        if self.model_type != expected_type {
+            return Err(Error::config(path, "model_type", format!("`{}` found; expected \"{expected_type}\"", self.model_type)));
+        }
+        if let Some(budget) = crate::device::total_memory_bytes() {
+            self.check_memory(path, budget, "this machine's memory")?;
+        }
+        Ok(())
+    }
+
+    fn check_memory(&self, path: &Path, budget_bytes: u64, budget_name: &str) -> Result<()> {
+        let (params, key) = self.encoder_parameters();
+        let bytes = params.saturating_mul(BYTES_PER_PARAMETER);
+        if bytes <= budget_bytes {
+            return Ok(());
+        }
+        let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+        Err(Error::config(
             path,
-            "num_attention_heads",
-            format!("hidden_size {hidden} is not divisible by num_attention_heads {heads}"),
-        ));
+            key,
+            format!(
+                "the encoder would have {params} parameters, {:.2} GiB in fp32, more than {budget_name} ({:.2} GiB): refused before \
+                 allocating (vocab_size {}, hidden_size {}, num_hidden_layers {}, intermediate_size {}, max_position_embeddings {})",
+                gib(bytes),
+                gib(budget_bytes),
+                self.vocab_size,
+                self.hidden_size,
+                self.num_hidden_layers,
+                self.intermediate_size,
+                self.max_position_embeddings
+            ),
+        ))
     }
-    if pos_type != "absolute" {
-        return Err(Error::config(path, "position_embedding_type", format!("`{pos_type}` is not supported; expected \"absolute\"")));
-    }
-    if model_type != expected_type {
-        return Err(Error::config(path, "model_type", format!("`{model_type}` found; expected \"{expected_type}\"")));
-    }
-    Ok(())
 }
 
 /// `from_file`, `validate` and `dims` are the same for both families; only
@@ -259,9 +416,16 @@ macro_rules! encoder_config_impl {
                 Ok(cfg)
             }
 
-            /// Checks values we cannot run (named by key; `path` is used in the message).
+            /// Checks every value before anything is allocated, as
+            /// transformers would refuse it or libtorch would fail on it:
+            /// sizes in `1..=`[`limits`], heads dividing the hidden size,
+            /// dropout probabilities in [0, 1], a positive `layer_norm_eps`,
+            /// `pad_token_id` inside the vocabulary, and the encoder's fp32
+            /// weights no larger than this machine's memory
+            /// ([`crate::device::total_memory_bytes`]). Errors name `path`
+            /// and the key.
             pub fn validate(&self, path: &Path) -> Result<()> {
-                check_common(path, self.hidden_size, self.num_attention_heads, &self.position_embedding_type, &self.model_type, $model_type)
+                self.values().check(path, $model_type)
             }
 
             /// The encoder-stack dimensions.
@@ -279,6 +443,48 @@ macro_rules! encoder_config_impl {
             }
         }
     };
+}
+
+impl BertConfig {
+    fn values(&self) -> Values<'_> {
+        Values {
+            vocab_size: self.vocab_size,
+            embedding_size: None,
+            hidden_size: self.hidden_size,
+            num_hidden_layers: self.num_hidden_layers,
+            num_attention_heads: self.num_attention_heads,
+            intermediate_size: self.intermediate_size,
+            max_position_embeddings: self.max_position_embeddings,
+            type_vocab_size: self.type_vocab_size,
+            hidden_dropout_prob: self.hidden_dropout_prob,
+            attention_probs_dropout_prob: self.attention_probs_dropout_prob,
+            layer_norm_eps: self.layer_norm_eps,
+            pad_token_id: self.pad_token_id,
+            position_embedding_type: &self.position_embedding_type,
+            model_type: &self.model_type,
+        }
+    }
+}
+
+impl ElectraConfig {
+    fn values(&self) -> Values<'_> {
+        Values {
+            embedding_size: Some(self.embedding_size),
+            vocab_size: self.vocab_size,
+            hidden_size: self.hidden_size,
+            num_hidden_layers: self.num_hidden_layers,
+            num_attention_heads: self.num_attention_heads,
+            intermediate_size: self.intermediate_size,
+            max_position_embeddings: self.max_position_embeddings,
+            type_vocab_size: self.type_vocab_size,
+            hidden_dropout_prob: self.hidden_dropout_prob,
+            attention_probs_dropout_prob: self.attention_probs_dropout_prob,
+            layer_norm_eps: self.layer_norm_eps,
+            pad_token_id: self.pad_token_id,
+            position_embedding_type: &self.position_embedding_type,
+            model_type: &self.model_type,
+        }
+    }
 }
 
 encoder_config_impl!(BertConfig, "bert", "a BERT");
@@ -523,6 +729,42 @@ impl ModelConfig {
         }
     }
 
+    /// Parameters of the encoder this config describes (embeddings, layers;
+    /// no head), computed from the config alone, before anything is built.
+    ///
+    /// ```
+    /// let cfg = encoder_bench::models::ModelConfig::from_file("tests/fixtures/tiny-bert.json")?;
+    /// assert!(cfg.encoder_parameters() > 0);
+    /// # Ok::<(), encoder_bench::Error>(())
+    /// ```
+    pub fn encoder_parameters(&self) -> u64 {
+        self.values().encoder_parameters().0
+    }
+
+    /// Refuses the model when its encoder's fp32 weights alone take more
+    /// than `budget_bytes` (validation checks against the machine's memory;
+    /// a caller can ask for less). The error names `path`, the key of the
+    /// largest share and the computed size.
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// let cfg = encoder_bench::models::ModelConfig::from_file("tests/fixtures/tiny-bert.json")?;
+    /// assert!(cfg.check_memory(Path::new("tiny-bert.json"), 1 << 30).is_ok());
+    /// let e = cfg.check_memory(Path::new("tiny-bert.json"), 16).unwrap_err().to_string();
+    /// assert!(e.contains("tiny-bert.json") && e.contains("parameters"), "{e}");
+    /// # Ok::<(), encoder_bench::Error>(())
+    /// ```
+    pub fn check_memory(&self, path: &Path, budget_bytes: u64) -> Result<()> {
+        self.values().check_memory(path, budget_bytes, "the budget")
+    }
+
+    fn values(&self) -> Values<'_> {
+        match self {
+            ModelConfig::Bert(c) => c.values(),
+            ModelConfig::Electra(c) => c.values(),
+        }
+    }
+
     pub(crate) fn pad_token_id(&self) -> Option<i64> {
         match self {
             ModelConfig::Bert(c) => c.pad_token_id,
@@ -555,6 +797,87 @@ mod tests {
         let p = write(&dir, r#"{"architectures": ["ElectraForMaskedLM"], "hidden_size": 8, "num_attention_heads": 2}"#);
         let read = ModelConfig::from_file_with(&p, None, &keys).unwrap();
         assert_eq!((read.config.family(), read.family_from), ("electra", FamilySource::Architectures));
+    }
+
+    #[test]
+    fn every_size_probability_and_id_is_range_checked_naming_file_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let tiny = [
+            ("vocab_size", "50"),
+            ("hidden_size", "8"),
+            ("num_hidden_layers", "1"),
+            ("num_attention_heads", "2"),
+            ("intermediate_size", "16"),
+            ("max_position_embeddings", "16"),
+        ];
+        // The tiny shape with `key` set to the raw JSON `value`.
+        let with = |key: &str, value: &str| {
+            let mut fields: Vec<String> = tiny.iter().filter(|(k, _)| *k != key).map(|(k, v)| format!("\"{k}\": {v}")).collect();
+            fields.push(format!("\"{key}\": {value}"));
+            write(&dir, &format!("{{{}}}", fields.join(", ")))
+        };
+        let cases = [
+            ("vocab_size", "-5", "vocab_size", "-5 is not a size"),
+            ("hidden_size", "0", "hidden_size", "0 is not a size"),
+            ("hidden_size", "2147483648", "hidden_size", "beyond any real model"),
+            ("num_hidden_layers", "-1", "num_hidden_layers", "-1 is not a size"),
+            ("num_hidden_layers", "1000000", "num_hidden_layers", "1..=1024"),
+            ("num_attention_heads", "0", "num_attention_heads", "expected at least 1"),
+            ("num_attention_heads", "3", "num_attention_heads", "not divisible"),
+            ("intermediate_size", "0", "intermediate_size", "not a size"),
+            ("max_position_embeddings", "-512", "max_position_embeddings", "not a size"),
+            ("type_vocab_size", "0", "type_vocab_size", "not a size"),
+            ("hidden_dropout_prob", "1.5", "hidden_dropout_prob", "not a probability"),
+            ("attention_probs_dropout_prob", "-0.1", "attention_probs_dropout_prob", "not a probability"),
+            ("layer_norm_eps", "0", "layer_norm_eps", "not a positive number"),
+            ("layer_norm_eps", "1e-300", "layer_norm_eps", "float32"),
+            ("pad_token_id", "50", "pad_token_id", "expected 0..50"),
+            ("pad_token_id", "-1", "pad_token_id", "not a token id"),
+            // serde's own refusals name the key too.
+            ("vocab_size", "18446744073709551616", "vocab_size", "expected i64"),
+            ("hidden_size", "8.5", "hidden_size", "expected i64"),
+        ];
+        for (field, value, key, want) in cases {
+            let e = BertConfig::from_file(with(field, value)).unwrap_err().to_string();
+            assert!(e.contains("config.json") && e.contains(&format!("key `{key}`")) && e.contains(want), "{field} {value}: {e}");
+        }
+        let e = ElectraConfig::from_file(with("embedding_size", "0")).unwrap_err().to_string();
+        assert!(e.contains("key `embedding_size`"), "{e}");
+        let p = with("pad_token_id", "0");
+        assert!(BertConfig::from_file(&p).is_ok() && ElectraConfig::from_file(&p).is_ok());
+    }
+
+    #[test]
+    fn a_model_larger_than_memory_is_refused_with_its_size_before_allocating() {
+        let dir = tempfile::tempdir().unwrap();
+        // Within every per-field limit, ~1.1e12 parameters: 4160 GiB of fp32.
+        let p = write(
+            &dir,
+            r#"{"vocab_size": 16777216, "hidden_size": 65536, "num_attention_heads": 1, "intermediate_size": 8, "num_hidden_layers": 1}"#,
+        );
+        let e = BertConfig::from_file(&p).unwrap_err().to_string();
+        if crate::device::total_memory_bytes().is_some() {
+            assert!(e.contains("key `vocab_size`") && e.contains("parameters") && e.contains("GiB") && e.contains("memory"), "{e}");
+        }
+        let cfg = ModelConfig::Bert(serde_json::from_str(r#"{"vocab_size": 100, "hidden_size": 8, "num_attention_heads": 2}"#).unwrap());
+        let e = cfg.check_memory(&p, 1024).unwrap_err().to_string();
+        assert!(e.contains("key `num_hidden_layers`") && e.contains("the budget"), "{e}");
+    }
+
+    #[test]
+    fn the_parameter_estimate_is_exact() {
+        for text in [
+            r#"{"vocab_size": 50, "hidden_size": 8, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 12, "max_position_embeddings": 16, "type_vocab_size": 3}"#,
+            r#"{"vocab_size": 50, "embedding_size": 4, "hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 4, "intermediate_size": 16, "max_position_embeddings": 9}"#,
+        ] {
+            let bert = ModelConfig::Bert(serde_json::from_str(text).unwrap());
+            let electra = ModelConfig::Electra(serde_json::from_str(text).unwrap());
+            for cfg in [bert, electra] {
+                let model = crate::models::random_classifier(&cfg, crate::data::LabelMap::numbered(3), tch::Device::Cpu, 0);
+                let head = 8 * 3 + 3;
+                assert_eq!(cfg.encoder_parameters() as i64 + head, model.num_parameters(), "{cfg:?}");
+            }
+        }
     }
 
     #[test]

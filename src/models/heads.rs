@@ -109,22 +109,24 @@ impl Head {
 /// checkpoint's `encoder_bench_*` model type read as its family) and the
 /// head it records, if any.
 pub(crate) fn read_config(path: &Path, family: Option<ModelFamily>, weight_keys: &[String]) -> Result<(ConfigRead, Option<Head>)> {
-    let mut v: serde_json::Value = read_json(path)?;
+    let v: serde_json::Value = read_json(path)?;
     let head = Head::recorded(&v, path)?;
     let own = v.get("model_type").and_then(|m| m.as_str()).and_then(|m| m.strip_prefix("encoder_bench_")).map(str::to_string);
     let Some(own) = own else {
         return Ok((ModelConfig::from_file_with(path, family, weight_keys)?, head));
     };
-    v["model_type"] = own.clone().into();
-    let bad = |e: serde_json::Error| Error::config(path, "<json>", e.to_string());
+    // Parsed from the file's text, not from `v`: only then can a bad value's
+    // error name its key and line.
     let config = match own.as_str() {
         "bert" => {
-            let c: BertConfig = serde_json::from_value(v).map_err(bad)?;
+            let mut c: BertConfig = read_json(path)?;
+            c.model_type = own.clone();
             c.validate(path)?;
             ModelConfig::Bert(c)
         }
         "electra" => {
-            let c: ElectraConfig = serde_json::from_value(v).map_err(bad)?;
+            let mut c: ElectraConfig = read_json(path)?;
+            c.model_type = own.clone();
             c.validate(path)?;
             ModelConfig::Electra(c)
         }

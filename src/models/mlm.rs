@@ -68,7 +68,7 @@ impl ElectraForMaskedLM {
         tch::manual_seed(seed);
         let mut model = Self::new(cfg);
         super::classifier::init_like_transformers(&model.vs, cfg.pad_token_id);
-        model.vs.set_device(device);
+        crate::device::move_var_store(&mut model.vs, device).expect("a new model's fp32 variables pass every device rule");
         model
     }
 
@@ -129,7 +129,7 @@ impl ElectraForMaskedLM {
             report.ignored.sort();
         }
         let mut model = model;
-        model.vs.set_device(device);
+        crate::device::move_var_store(&mut model.vs, device)?;
         Ok((model, report))
     }
 

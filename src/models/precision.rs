@@ -41,6 +41,32 @@ impl Precision {
         }
     }
 
+    /// Refuses a precision `device` does not offer: bf16 on MPS (or on any
+    /// device while the MPS rules are enforced, see
+    /// [`crate::device::enforce_mps_rules`]).
+    ///
+    /// ```
+    /// use encoder_bench::models::Precision;
+    /// assert!(Precision::Bf16.check_device(tch::Device::Cpu).is_ok());
+    /// let e = Precision::Bf16.check_device(tch::Device::Mps).unwrap_err().to_string();
+    /// assert!(e.contains("bf16") && e.contains("MPS"), "{e}");
+    /// assert!(Precision::Fp32.check_device(tch::Device::Mps).is_ok());
+    /// ```
+    pub fn check_device(self, device: tch::Device) -> crate::Result<()> {
+        if self == Precision::Bf16 && crate::device::mps_rules_apply(device) {
+            let on = if device == tch::Device::Mps {
+                "on MPS".to_string()
+            } else {
+                format!("on {} under the MPS rules", crate::device::device_name(device))
+            };
+            return Err(crate::Error::invalid(
+                "precision",
+                format!("bf16 is not offered {on} (MPS's bf16 support depends on the macOS version): use fp32"),
+            ));
+        }
+        Ok(())
+    }
+
     /// `"fp32"` or `"bf16"`.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -6,6 +6,7 @@ pub mod clock;
 pub mod display;
 pub mod frames;
 pub mod html;
+pub mod json;
 pub mod plot;
 pub mod record;
 pub mod stats;
@@ -14,6 +15,7 @@ pub use clock::SectionClock;
 pub use display::evcxr_html;
 pub use frames::{history_frame, save_frame};
 pub use html::{HtmlTable, dataframe_html, html_table};
+pub use json::to_json_pretty;
 pub use plot::{BarChart, Chart, Heatmap, LineChart, Series};
 pub use record::{RunRecord, Versions};
 

@@ -70,9 +70,10 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
-    /// Writes the record as pretty JSON, atomically.
+    /// Writes the record as pretty JSON ([`to_json_pretty`](super::to_json_pretty):
+    /// a row of the confusion matrix a line), atomically.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        let text = serde_json::to_string_pretty(self).map_err(|e| Error::invalid("run record", e.to_string()))?;
+        let text = super::to_json_pretty(self).map_err(|e| Error::invalid("run record", e.to_string()))?;
         crate::error::write_atomic(path, text.as_bytes())
     }
 

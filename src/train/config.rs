@@ -14,6 +14,32 @@ use crate::train::progress::ProgressMode;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+/// The most examples per batch any config accepts. Far beyond any batch a
+/// model fits in memory; what it bounds is arithmetic: steps × batch size,
+/// twice the batch size (the default evaluation batch) and the like stay far
+/// from overflowing.
+pub const MAX_BATCH_SIZE: usize = 1 << 20;
+
+/// The most epochs any config accepts (steps per epoch × epochs must not overflow).
+pub const MAX_EPOCHS: usize = 1 << 20;
+
+/// The longest `max_len` any config accepts: the largest
+/// `max_position_embeddings` a model config may have
+/// ([`crate::models::config::limits::MAX_POSITION_EMBEDDINGS`]); the model's
+/// own is checked against the data.
+pub const MAX_SEQUENCE_LEN: usize = crate::models::config::limits::MAX_POSITION_EMBEDDINGS as usize;
+
+/// Checks a count setting against `1..=max`, naming the field.
+pub(crate) fn check_count(name: &str, value: usize, max: usize) -> Result<()> {
+    if value == 0 {
+        Err(Error::invalid(name, "expected at least 1"))
+    } else if value > max {
+        Err(Error::invalid(name, format!("{value} is more than {max}: expected 1..={max}")))
+    } else {
+        Ok(())
+    }
+}
+
 /// Which optimizer to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
@@ -406,14 +432,25 @@ impl TrainConfig {
         TrainConfig { optimizer: OptimizerConfig::transformers(), ..Default::default() }
     }
 
-    /// Checks ranges; errors name the field.
+    /// Checks ranges; errors name the field. Counts are bounded by
+    /// [`MAX_BATCH_SIZE`], [`MAX_EPOCHS`] and [`MAX_SEQUENCE_LEN`]; bf16 is
+    /// refused while the MPS rules are enforced (see
+    /// [`TrainConfig::validate_for`] for a given device).
+    ///
+    /// ```
+    /// use encoder_bench::train::TrainConfig;
+    /// assert!(TrainConfig::default().validate().is_ok());
+    /// let e = TrainConfig { batch_size: usize::MAX, ..Default::default() }.validate().unwrap_err().to_string();
+    /// assert!(e.contains("batch_size"), "{e}");
+    /// ```
     pub fn validate(&self) -> Result<()> {
         let bad = |name: &str, msg: String| Err(Error::invalid(name, msg));
-        if self.batch_size == 0 {
-            return bad("batch_size", "expected at least 1".into());
-        }
+        check_count("batch_size", self.batch_size, MAX_BATCH_SIZE)?;
         if self.max_len < 2 {
             return bad("max_len", format!("{} leaves no room for [CLS] and [SEP]", self.max_len));
+        }
+        if self.max_len > MAX_SEQUENCE_LEN {
+            return bad("max_len", format!("{} is longer than any model's positions: expected 2..={MAX_SEQUENCE_LEN}", self.max_len));
         }
         if !(0.0..1.0).contains(&self.label_smoothing) {
             return bad("label_smoothing", format!("{} is outside [0, 1)", self.label_smoothing));
@@ -421,8 +458,9 @@ impl TrainConfig {
         if self.log_every == 0 {
             return bad("log_every", "expected at least 1".into());
         }
-        if self.stop.epochs == 0 {
-            return bad("epochs", "expected at least 1".into());
+        check_count("epochs", self.stop.epochs, MAX_EPOCHS)?;
+        if let Some(n) = self.eval_batch_size {
+            check_count("eval_batch_size", n, MAX_BATCH_SIZE)?;
         }
         if self.selection.patience == Some(0) {
             return bad("patience", "expected at least 1 epoch (or none: no early stopping)".into());
@@ -430,10 +468,25 @@ impl TrainConfig {
         if self.selection.patience.is_some() && !self.eval_every_epoch {
             return bad("patience", "early stopping needs a validation after every epoch (eval_every_epoch)".into());
         }
-        if self.eval_batch_size == Some(0) {
-            return bad("eval_batch_size", "expected at least 1".into());
+        if crate::device::mps_rules_enforced() {
+            self.precision.check_device(tch::Device::Mps)?;
         }
         self.optimizer.validate()?;
         self.stop.validate()
+    }
+
+    /// [`TrainConfig::validate`], and the precision against `device`: bf16
+    /// is refused on MPS ([`Precision::check_device`]).
+    ///
+    /// ```
+    /// use encoder_bench::models::Precision;
+    /// use encoder_bench::train::TrainConfig;
+    /// let cfg = TrainConfig { precision: Precision::Bf16, ..Default::default() };
+    /// assert!(cfg.validate_for(tch::Device::Cpu).is_ok());
+    /// assert!(cfg.validate_for(tch::Device::Mps).is_err());
+    /// ```
+    pub fn validate_for(&self, device: tch::Device) -> Result<()> {
+        self.validate()?;
+        self.precision.check_device(device)
     }
 }

@@ -273,7 +273,7 @@ fn train_epoch(
     batches.advance(state.epoch_steps);
     let bar = Progress::new(total, &format!("epoch {}/{}", epoch + 1, cfg.stop.epochs), cfg.progress);
     bar.set_initial(state.epoch_steps as u64);
-    let mut loss_sum = Tensor::from(state.epoch_loss_sum).to_device(device);
+    let mut loss_sum = crate::device::to_device(&Tensor::from(state.epoch_loss_sum), device)?;
     let (mut lr, mut stop) = (cfg.optimizer.lr_at(state.global_step, total_steps), None);
     let mut steps = state.epoch_steps;
     for b in batches {
@@ -387,7 +387,7 @@ fn run(
     cfg: &TrainConfig,
     resume_from: Option<PathBuf>,
 ) -> Result<FitResult> {
-    cfg.validate()?;
+    cfg.validate_for(model.var_store().device())?;
     crate::device::retain_freed_cpu_memory();
     if train.is_empty() {
         return Err(Error::invalid("training data", "is empty"));

@@ -216,6 +216,8 @@ fn check_labels(targets: &[usize], preds: &[usize], num_classes: usize) -> Resul
     if num_classes == 0 {
         return Err(Error::invalid("num_classes", "must be at least 1"));
     }
+    // The confusion matrix is num_classes² counts.
+    crate::data::text::check_class_count(num_classes, "the model's outputs").map_err(|msg| Error::invalid("num_classes", msg))?;
     if targets.len() != preds.len() {
         return Err(Error::invalid("preds", format!("{} predictions for {} targets", preds.len(), targets.len())));
     }

@@ -99,10 +99,11 @@ impl Optimizer {
             let grads: Vec<Tensor> = self.params.iter().map(|p| p.var.grad()).filter(Tensor::defined).collect();
             let norms: Vec<Tensor> = grads.iter().map(|g| g.norm().to_kind(Kind::Float)).collect();
             let total = Tensor::stack(&norms, 0).norm();
-            // clip_coef = min(1, max_norm / (total + 1e-6)), as torch.nn.utils.clip_grad_norm_.
-            // A float32 scalar, as torch computes `max_norm / (total + 1e-6)`:
-            // MPS has no float64.
-            let coef = (Tensor::from(max_norm as f32).to_device(total.device()) / (&total + 1e-6)).clamp_max(1.0);
+            // clip_coef = min(1, max_norm / (total + 1e-6)), as torch.nn.utils.clip_grad_norm_
+            // computes it: `float / tensor` is `tensor.reciprocal() * float` in
+            // torch, a scalar operand and no tensor moved to the device (MPS
+            // has no float64, and a host scalar per step would be a transfer).
+            let coef = ((&total + 1e-6).reciprocal() * max_norm).clamp_max(1.0);
             for mut g in grads {
                 let _ = g.g_mul_(&coef);
             }
@@ -182,10 +183,18 @@ impl Optimizer {
             if t.size() != like.size() {
                 return Err(Error::weights(source, Some(k), format!("shape mismatch: {:?} vs {:?}", t.size(), like.size())));
             }
-            Ok(t.to_kind(like.kind()).to_device(like.device()))
+            crate::device::to_device(&t.to_kind(like.kind()), like.device())
         };
         let step = map.get("step").ok_or_else(|| Error::weights(source, Some("step"), "missing from the optimizer state"))?;
-        self.step = step.int64_value(&[0]);
+        // A file's tensor: an empty or multi-element one would make libtorch panic.
+        if step.numel() != 1 {
+            return Err(Error::weights(
+                source,
+                Some("step"),
+                format!("expected one step count, found a tensor of shape {:?}", step.size()),
+            ));
+        }
+        self.step = step.reshape([1]).f_int64_value(&[0]).map_err(|e| Error::torch(format!("{}: reading `step`", source.display()), e))?;
         // Copied in place: on accelerators the moments are views into packed buffers.
         tch::no_grad(|| -> Result<()> {
             for p in &mut self.params {
@@ -336,6 +345,25 @@ fn fused_cpu_step(p: &mut Param, g: &Tensor, wd: f64, h: &Hyper) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A checkpoint's optimizer state is a file: an empty `step` tensor made
+    /// `int64_value` panic inside libtorch.
+    #[test]
+    fn a_step_tensor_that_is_not_one_count_is_an_error() {
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let _w = vs.root().var("w", &[2], nn::Init::Const(1.0));
+        let mut opt = Optimizer::new(&vs, &OptimizerConfig::default());
+        let mut state = opt.state();
+        let source = std::path::Path::new("optimizer.safetensors");
+        for bad in [Tensor::zeros([0], (Kind::Int64, tch::Device::Cpu)), Tensor::from_slice(&[1i64, 2])] {
+            state[0].1 = bad;
+            let e = opt.load_state(&state, source).unwrap_err().to_string();
+            assert!(e.contains("optimizer.safetensors") && e.contains("`step`"), "{e}");
+        }
+        state[0].1 = Tensor::from(7i64);
+        opt.load_state(&state, source).unwrap();
+        assert_eq!(opt.steps(), 7);
+    }
 
     /// Our update against closed-form Adam on one scalar: after one step with
     /// gradient g, the parameter moves by exactly -lr·sign(g) (bias correction

@@ -239,7 +239,8 @@ impl<'a> Loading<'a> {
                     ));
                 }
             }
-            tch::no_grad(|| var.shallow_clone().copy_(&src.to_kind(vk).to_device(var.device())));
+            let src = crate::device::to_device(&src.to_kind(vk), var.device())?;
+            tch::no_grad(|| var.shallow_clone().copy_(&src));
             self.report.loaded.push(name.clone());
             self.filled.insert(name, key);
         }

@@ -75,12 +75,14 @@ impl Default for PretrainConfig {
 impl PretrainConfig {
     /// Checks ranges; errors name the field.
     pub fn validate(&self) -> Result<()> {
+        use crate::train::config::{MAX_BATCH_SIZE, MAX_EPOCHS, MAX_SEQUENCE_LEN, check_count};
         let bad = |name: &str, msg: String| Err(Error::invalid(name, msg));
-        if self.batch_size == 0 {
-            return bad("batch_size", "expected at least 1".into());
-        }
+        check_count("batch_size", self.batch_size, MAX_BATCH_SIZE)?;
         if self.max_len < 3 {
             return bad("max_len", format!("{} leaves no room for a token between [CLS] and [SEP]", self.max_len));
+        }
+        if self.max_len > MAX_SEQUENCE_LEN {
+            return bad("max_len", format!("{} is longer than any model's positions: expected 3..={MAX_SEQUENCE_LEN}", self.max_len));
         }
         if !(self.mask_prob > 0.0 && self.mask_prob <= 1.0) {
             return bad("mask_prob", format!("{} is outside (0, 1]", self.mask_prob));
@@ -97,6 +99,9 @@ impl PretrainConfig {
         }
         if self.stop.max_steps.is_none() && self.stop.epochs == 0 {
             return bad("epochs", "expected at least 1 (or set max_steps)".into());
+        }
+        if self.stop.epochs > MAX_EPOCHS {
+            return bad("epochs", format!("{} is more than {MAX_EPOCHS}: expected 1..={MAX_EPOCHS}", self.stop.epochs));
         }
         self.optimizer.validate()?;
         self.stop.validate()

@@ -212,6 +212,7 @@ pub struct MlmBatches<'a> {
 /// ```
 pub fn epoch_batches<'a>(corpus: &'a Corpus, cfg: &'a PretrainConfig, epoch: usize, device: Device) -> Result<MlmBatches<'a>> {
     cfg.validate()?;
+    crate::device::check_transfer(tch::Kind::Int64, device)?;
     let mut order: Vec<usize> = (0..corpus.len()).collect();
     order.shuffle(&mut ChaCha8Rng::seed_from_u64(step_seed(PRETRAINING_SALT, cfg.seed, epoch, usize::MAX)));
     Ok(MlmBatches { corpus, cfg, order, epoch, step: 0, device })
@@ -251,7 +252,7 @@ impl MlmBatches<'_> {
             }
         }
         let shape = [n as i64, width as i64];
-        let put = |v: &[i64]| Tensor::from_slice(v).view(shape).to_device(self.device);
+        let put = |v: &[i64]| crate::data::batch::int64_on(v, &shape, self.device);
         MlmBatch { input_ids: put(&ids), attention_mask: put(&mask), labels: put(&labels), masked, tokens, rows: n, width }
     }
 }

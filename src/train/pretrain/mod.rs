@@ -131,8 +131,9 @@ struct Window {
 }
 
 impl Window {
-    fn new(device: Device, loss_sum: f32, correct: i64, steps: usize, masked: u64) -> Self {
-        Window { steps, loss_sum: Tensor::from(loss_sum).to_device(device), correct: Tensor::from(correct).to_device(device), masked }
+    fn new(device: Device, loss_sum: f32, correct: i64, steps: usize, masked: u64) -> Result<Self> {
+        let on_device = |t: Tensor| crate::device::to_device(&t, device);
+        Ok(Window { steps, loss_sum: on_device(Tensor::from(loss_sum))?, correct: on_device(Tensor::from(correct))?, masked })
     }
 }
 
@@ -230,7 +231,7 @@ fn run(model: &mut ElectraForMaskedLM, corpus: &Corpus, cfg: &PretrainConfig, re
     let elapsed_before = st.elapsed_s;
     let elapsed = || elapsed_before + watch.elapsed_s();
     let flop_cfg = ModelConfig::Electra(mcfg.clone());
-    let mut window = Window::new(device, st.window_loss_sum, st.window_correct, st.window_steps, st.window_masked);
+    let mut window = Window::new(device, st.window_loss_sum, st.window_correct, st.window_steps, st.window_masked)?;
     let bar = Progress::new(total as u64, "pretrain", cfg.progress);
     bar.set_initial(st.global_step as u64);
     let mut lr = ocfg.lr_at(st.global_step.saturating_sub(1), total);
@@ -341,7 +342,7 @@ fn flush(
         elapsed_s,
         partial,
     };
-    *w = Window::new(device, 0.0, 0, 0, 0);
+    *w = Window::new(device, 0.0, 0, 0, 0)?;
     Ok(rec)
 }
 
@@ -409,6 +410,8 @@ pub fn pretrain_to_dir(
             format!("{} already holds files (a model or a run): resume its run, remove it, or choose another directory", out.display()),
         ));
     }
+    // A config made in code has not met `ElectraConfig::from_file`'s checks.
+    model_config.validate(Path::new("model_config"))?;
     let mut model = ElectraForMaskedLM::random(model_config, device, cfg.seed as i64);
     let result = if resume { resume_pretraining(&mut model, corpus, cfg)? } else { pretrain(&mut model, corpus, cfg)? };
     model.save(out, Some(tokenizer))?;
