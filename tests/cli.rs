@@ -82,8 +82,13 @@ fn fit_eval_sweep_and_bench_run_end_to_end() {
     let metrics: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("eval/metrics.json")).unwrap()).unwrap();
     let acc = metrics["accuracy"].as_f64().unwrap();
     let record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("run/run.json")).unwrap()).unwrap();
-    let best = record["history"]["epochs"].as_array().unwrap().iter().filter_map(|e| e["accuracy"].as_f64()).fold(0.0, f64::max);
-    assert!((acc - best).abs() < 1e-9, "eval of best/ gives {acc}, the run's best epoch {best}");
+    // best/ is the validation-chosen epoch, and the run's result is the test set scored there.
+    assert_eq!(record["chosen_on"], "validation");
+    let tested = record["test_metrics"]["accuracy"].as_f64().unwrap();
+    assert!((acc - tested).abs() < 1e-9, "eval of best/ gives {acc}, the run's test result {tested}");
+    let chosen = record["chosen_epoch"].as_u64().unwrap() as usize;
+    let valid = record["history"]["epochs"].as_array().unwrap().iter().filter_map(|e| e["accuracy"].as_f64()).collect::<Vec<_>>();
+    assert!(valid.iter().all(|&a| a <= valid[chosen - 1]), "epoch {chosen} is the best on validation: {valid:?}");
 
     let mut sweep = vec!["sweep"];
     sweep.extend(common);
@@ -95,10 +100,11 @@ fn fit_eval_sweep_and_bench_run_end_to_end() {
     let at = sweep.iter().position(|a| *a == "missing=does/not/exist").unwrap();
     sweep[at] = "tiny=run/checkpoints/best";
     let text = ok(&sweep, d);
-    assert!(text.contains("Best run: tiny"), "{text}");
-    let summary = std::fs::read_to_string(d.join("sweep/summary.csv")).unwrap();
-    assert_eq!(summary.lines().count(), 3, "one row per batch size:\n{summary}");
-    for f in ["summary.parquet", "epochs.csv", "epochs.parquet", "sweep.json", "accuracy.svg", "loss.png"] {
+    assert!(text.contains("Design: one split with 42 test texts") && text.contains("TF-IDF + LR"), "{text}");
+    let report = std::fs::read_to_string(d.join("sweep/report.csv")).unwrap();
+    assert_eq!(report.lines().count(), 3, "one row per model and the baseline:\n{report}");
+    assert!(report.starts_with("model,batch size 16,batch size 32"), "{report}");
+    for f in ["report.parquet", "cells.csv", "runs.csv", "epochs.parquet", "comparisons.csv", "sweep.json", "accuracy.svg", "accuracy.png"] {
         assert!(d.join("sweep").join(f).exists(), "sweep did not write {f}");
     }
 
