@@ -104,7 +104,8 @@ fn fit_eval_sweep_and_bench_run_end_to_end() {
     let report = std::fs::read_to_string(d.join("sweep/report.csv")).unwrap();
     assert_eq!(report.lines().count(), 3, "one row per model and the baseline:\n{report}");
     assert!(report.starts_with("model,batch size 16,batch size 32"), "{report}");
-    for f in ["report.parquet", "cells.csv", "runs.csv", "epochs.parquet", "comparisons.csv", "sweep.json", "accuracy.svg", "accuracy.png"] {
+    for f in ["report.parquet", "cells.csv", "runs.csv", "epochs.parquet", "comparisons.csv", "sweep.json", "accuracy.svg", "accuracy.png"]
+    {
         assert!(d.join("sweep").join(f).exists(), "sweep did not write {f}");
     }
 

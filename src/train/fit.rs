@@ -361,9 +361,14 @@ pub fn fit_and_test(
 /// by an earlier `fit` with the same config): weights, optimizer moments,
 /// step counter and history are restored, and the remaining epochs run.
 pub fn resume(model: &mut dyn TextClassifier, train: &Encoded, valid: &Encoded, cfg: &TrainConfig) -> Result<FitResult> {
+    run(model, train, valid, None, cfg, Some(last_checkpoint(cfg)?))
+}
+
+/// The `last/` checkpoint a resumed run continues from.
+fn last_checkpoint(cfg: &TrainConfig) -> Result<PathBuf> {
     let dir =
         cfg.checkpoint_dir.as_ref().ok_or_else(|| Error::invalid("checkpoint_dir", "resume needs the directory of the run to continue"))?;
-    run(model, train, valid, None, cfg, Some(saved_dir(dir, "last")))
+    Ok(saved_dir(dir, "last"))
 }
 
 /// [`resume`] for a run started with [`fit_and_test`].
@@ -374,9 +379,7 @@ pub fn resume_and_test(
     test: &Encoded,
     cfg: &TrainConfig,
 ) -> Result<FitResult> {
-    let dir =
-        cfg.checkpoint_dir.as_ref().ok_or_else(|| Error::invalid("checkpoint_dir", "resume needs the directory of the run to continue"))?;
-    run(model, train, valid, Some(test), cfg, Some(saved_dir(dir, "last")))
+    run(model, train, valid, Some(test), cfg, Some(last_checkpoint(cfg)?))
 }
 
 fn run(
