@@ -106,7 +106,8 @@ md("""
 The loss is cross-entropy on logits with the seed's label smoothing (0.001); the seed applied a
 softmax before `CrossEntropyLoss`, which squashes the gradients, and we do not. The validation set
 chooses the epoch; the model ends holding that epoch's weights and the test set is scored once, there.
-Create the file `notebooks/STOP` to end training cleanly after the current step.
+Create the file `notebooks/STOP` to end training cleanly after the current step (it is removed
+when it stops a run; in the sweep it ends the whole sweep).
 """)
 code("""
 let cfg: TrainConfig = TrainConfig {
@@ -184,7 +185,8 @@ let mlm_tok: TextTokenizer = TextTokenizer::from_dir("../models/minilm").unwrap(
 let pcfg: PretrainConfig = PretrainConfig {
     max_len: 128, batch_size: 16, log_every: 5, progress: ProgressMode::Notebook,
     optimizer: OptimizerConfig { learning_rate: 1e-3, ..OptimizerConfig::electra_pretraining() },
-    stop: StopConfig { max_steps: Some(env_or("PRETRAIN_STEPS", 200)), time_budget_s: Some(env_or("PRETRAIN_MINUTES", 2.0) * 60.0), ..StopConfig::default() },
+    stop: StopConfig { max_steps: Some(env_or("PRETRAIN_STEPS", 200)), time_budget_s: Some(env_or("PRETRAIN_MINUTES", 2.0) * 60.0),
+        stop_file: Some("STOP".into()), ..StopConfig::default() },
     ..Default::default()
 };
 let corpus: Corpus = Corpus::from_texts(&split.train.texts, &mlm_tok, pcfg.max_len).unwrap();

@@ -210,10 +210,12 @@ fn resumed_runs_give_the_uninterrupted_history_and_weights() {
     let first = pretrain(&mut b, &corpus, &cfg).unwrap();
     assert_eq!((first.stop.clone(), first.steps), (StopReason::StopFile, 1));
     assert!(first.history.records.len() == 1 && first.history.records[0].partial);
+    assert!(!stop.exists(), "the stop file is consumed when it stops a run");
+    std::fs::write(&stop, "").unwrap();
     let mut c = ElectraForMaskedLM::random(&mcfg, Device::Cpu, 77);
     let second = resume_pretraining(&mut c, &corpus, &cfg).unwrap();
     assert_eq!((second.stop.clone(), second.steps), (StopReason::StopFile, 2));
-    std::fs::remove_file(&stop).unwrap();
+    assert!(!stop.exists());
     let mut d = ElectraForMaskedLM::random(&mcfg, Device::Cpu, 99);
     let rest = resume_pretraining(&mut d, &corpus, &cfg).unwrap();
     assert_eq!(rest.stop, StopReason::Completed);

@@ -153,9 +153,10 @@ fn stop_file_ends_training_cleanly_with_history() {
     let dir = tempfile::tempdir().unwrap();
     let stop = dir.path().join("STOP");
     std::fs::write(&stop, "").unwrap();
-    let cfg = with_stop(small_cfg(None), |s| s.stop_file = Some(stop));
+    let cfg = with_stop(small_cfg(None), |s| s.stop_file = Some(stop.clone()));
     let out = fit(model(4).as_mut(), &train, &test, &cfg).unwrap();
     assert_eq!(out.stop, StopReason::StopFile);
+    assert!(!stop.exists(), "the stop file is consumed, so the next run is not stopped by it");
     assert_eq!(out.history.epochs.len(), 1);
     assert_eq!(out.history.epochs[0].steps, 1);
     assert!(!out.history.epochs[0].complete && out.history.epochs[0].accuracy.is_some());

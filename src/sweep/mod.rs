@@ -70,6 +70,16 @@ pub fn sweep(plan: &SweepPlan, device: tch::Device, mut on_run: impl FnMut(&JobR
             println!("── job {} of {}: {} ──", job.id + 1, plan.jobs().len(), describe(plan, &job));
         }
         let r = run_job(plan, job, &mut data, device, ckpt)?;
+        // A stop request ends the sweep, not just the run it cut short: a
+        // partial run would otherwise stand in the summary as a full one.
+        if let Some(why @ (crate::train::StopReason::StopFile | crate::train::StopReason::Interrupted)) = &r.stop {
+            return Err(Error::Training(format!(
+                "the sweep was stopped ({why:?}) during job {} of {} ({}): its results are incomplete (a planned sweep, `--plan`, keeps finished jobs)",
+                job.id + 1,
+                plan.jobs().len(),
+                describe(plan, &job)
+            )));
+        }
         on_run(&r);
         runs.push(r);
     }

@@ -149,7 +149,9 @@ impl StopWatch {
     }
 
     /// The signal that asks the run to stop now, if any: Ctrl-C, then the
-    /// time budget, then the stop file.
+    /// time budget, then the stop file. The stop file is consumed (removed)
+    /// when it stops a run, so the next run — the next cell, the next run of
+    /// a sweep — is not stopped by the same request.
     pub fn check(&self) -> Option<StopReason> {
         if interrupted() {
             return Some(StopReason::Interrupted);
@@ -157,7 +159,10 @@ impl StopWatch {
         if self.budget.is_some_and(|b| self.elapsed_s() >= b) {
             return Some(StopReason::TimeBudget);
         }
-        if self.stop_file.as_ref().is_some_and(|f| f.exists()) {
+        if let Some(f) = self.stop_file.as_ref().filter(|f| f.exists()) {
+            if let Err(e) = std::fs::remove_file(f) {
+                eprintln!("stopping: the stop file {} could not be removed ({e}); remove it before the next run", f.display());
+            }
             return Some(StopReason::StopFile);
         }
         None
