@@ -13,7 +13,8 @@ A Rust re-creation of the research notebook that fine-tuned BERT, TinyBERT and a
 ELECTRA-small on WOS-46985, running on the `encoder-bench` crate through the evcxr kernel.
 
 Settings come from environment variables so the same notebook runs a quick CPU check or the full
-seed settings on a GPU: `WOS_DIR`, `TRAIN_SIZE`, `BERT_MODEL`, `TINYBERT_MODEL`, `ELECTRA_CONFIG` /
+seed settings on a GPU (a value that does not parse is an error naming the variable; the table
+below shows what was used): `SEED_SETTINGS=1` (the seed's exact recipe), `WOS_DIR`, `TRAIN_SIZE`, `BERT_MODEL`, `TINYBERT_MODEL`, `ELECTRA_CONFIG` /
 `ELECTRA_STATE_DICT`, `MAX_LEN`, `BATCH_SIZE`, `EPOCHS`, `LEARNING_RATE`, `PRECISION` (fp32|bf16),
 `PADDING` (dynamic|bucketed|max_len; bucketed batches similar lengths together, worth it at MAX_LEN 512),
 `SWEEP_BATCH_SIZES` (default 8,16,32), `SWEEP_EPOCHS`, `SWEEP_FOLDS` (default 5; 1 keeps the seed's split),
@@ -30,12 +31,18 @@ use encoder_bench::prelude::*;
 use encoder_bench::report::{BarChart, Chart, Heatmap, LineChart, SectionClock, Series, history_frame, dataframe_html, evcxr_html, html_table};
 use encoder_bench::sweep::{Setting, Sweep, SweepModel, SweepPlan, DataSpec, SplitSpec, sweep, describe};
 use encoder_bench::models::{ElectraConfig, Precision};
-fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
-    std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-let device: Device = select_device(None).unwrap();
+use encoder_bench::notebook::NotebookSettings;
+use encoder_bench::report::html::bullet_list;
+let settings: NotebookSettings = NotebookSettings::from_env()?;
+let device: Device = select_device(None)?;
 let mut clock: SectionClock = SectionClock::start();
+settings.table()
 """)
+md("""
+### Where this notebook differs from the seed's
+Computed from the settings above (`SEED_SETTINGS=1` removes all but the fixes and the split):
+""")
+code("""bullet_list(&settings.deviations())""")
 md("""
 ## 2. Preprocess data
 WOS-46985 is published by Kowsari et al. (2018) on Mendeley Data as *Web of Science Dataset*
@@ -45,10 +52,12 @@ rest test; the files interleave the classes, so both sides are balanced. A strat
 training side becomes the validation set.
 """)
 code("""
-let wos_dir: String = std::env::var("WOS_DIR").unwrap_or("../../shared/data/wos-sample".to_string());
-let ds: Dataset = Dataset::read_wos(&wos_dir, WosLevel::L1).unwrap();
-let n_train: usize = env_or("TRAIN_SIZE", ds.len() * 4 / 5);
-let split: Split = Split::first_n(&ds, n_train)?.with_validation(ValidationSpec::default(), 0)?;
+let ds: Dataset = Dataset::read_wos(&settings.wos_dir, WosLevel::L1)?;
+let n_train: usize = settings.train_size.unwrap_or(ds.len() * 4 / 5);
+let split: Split = match settings.validation() {
+    Some(v) => Split::first_n(&ds, n_train)?.with_validation(v, 0)?,
+    None => Split::first_n(&ds, n_train)?,
+};
 let n_valid: usize = split.valid.as_ref().map_or(0, |v| v.len());
 println!("{}: {} texts, {} train / {n_valid} validation / {} test", ds.source, ds.len(), split.train.len(), split.test.len());
 clock.lap("1-2. Import, device, data");
@@ -71,15 +80,13 @@ TinyBERT's extra config fields and `fit_denses` weights, sharded safetensors or 
 report lists what was loaded, what is new (the classifier head), and how the family was decided.
 """)
 code("""
-let max_len: usize = env_or("MAX_LEN", 64);
-let bert_src: ModelSource = ModelSource::parse(&std::env::var("BERT_MODEL").unwrap_or("../models/minilm".to_string()));
-let tok: TextTokenizer = TextTokenizer::from_dir(bert_src.resolve().unwrap().tokenizer_dir.expect("model has a tokenizer")).unwrap();
-let train: Encoded = tok.encode_dataset(&split.train, max_len).unwrap();
-let valid: Encoded = tok.encode_dataset(split.selection(), max_len).unwrap();
-let test: Encoded = tok.encode_dataset(&split.test, max_len).unwrap();
-let loaded: (Box<dyn TextClassifier>, LoadReport) = load_classifier(&bert_src, Some(ds.labels.clone()), device, 0).unwrap();
-let mut bert: Box<dyn TextClassifier> = loaded.0;
-loaded.1
+let max_len: usize = settings.max_len;
+let bert_src: ModelSource = ModelSource::parse(&settings.bert_model);
+let tok: TextTokenizer = TextTokenizer::from_dir(bert_src.resolve()?.tokenizer_dir.ok_or("BERT_MODEL has no tokenizer")?)?;
+let train: Encoded = tok.encode_dataset(&split.train, max_len)?;
+let valid: Encoded = tok.encode_dataset(split.selection(), max_len)?;
+let test: Encoded = tok.encode_dataset(&split.test, max_len)?;
+load_classifier(&bert_src, Some(ds.labels.clone()), device, 0)?.1
 """)
 md("""
 The seed's ELECTRA was pre-trained by its authors and shipped as a PyTorch state dict
@@ -90,8 +97,8 @@ if that is absent too, a randomly initialised ELECTRA of the same shape from the
 and the tables say so. Only the classifier head is new; the MLM head is set aside.
 """)
 code("""
-let (electra_src, electra_name): (ModelSource, String) = match (std::env::var("ELECTRA_CONFIG"), std::env::var("ELECTRA_STATE_DICT")) {
-    (Ok(c), Ok(w)) => (ModelSource::state_dict(c, w), "ELECTRA".to_string()),
+let (electra_src, electra_name): (ModelSource, String) = match &settings.electra {
+    Some((c, w)) => (ModelSource::state_dict(c, w), "ELECTRA".to_string()),
     _ if std::path::Path::new("../models/electra-seed/model.safetensors").exists() =>
         (ModelSource::parse("../models/electra-seed"), "ELECTRA (pre-trained here)".to_string()),
     _ => (ModelSource::state_dict("../tests/fixtures/large/electra-seed/config.json", "../tests/fixtures/large/electra-seed/babylm_model.bin"),
@@ -99,27 +106,21 @@ let (electra_src, electra_name): (ModelSource, String) = match (std::env::var("E
 };
 println!("{electra_name}: {electra_src}");
 clock.lap("4. Tokenizer, encoding, models");
-load_classifier(&electra_src, Some(ds.labels.clone()), device, 0).unwrap().1
+load_classifier(&electra_src, Some(ds.labels.clone()), device, 0)?.1
 """)
 md("""
 ## 5. Training
 The loss is cross-entropy on logits with the seed's label smoothing (0.001); the seed applied a
 softmax before `CrossEntropyLoss`, which squashes the gradients, and we do not. The validation set
 chooses the epoch; the model ends holding that epoch's weights and the test set is scored once, there.
+The cell builds its model from the pretrained weights each time, so re-running it (say after
+changing a setting) starts afresh; it needs the data and encodings of sections 2 and 4.
 Create the file `notebooks/STOP` to end training cleanly after the current step (it is removed
 when it stops a run; in the sweep it ends the whole sweep).
 """)
 code("""
-let cfg: TrainConfig = TrainConfig {
-    max_len,
-    batch_size: env_or("BATCH_SIZE", 16),
-    optimizer: OptimizerConfig { learning_rate: env_or("LEARNING_RATE", 5e-5), max_grad_norm: Some(1.0), ..OptimizerConfig::transformers() },
-    stop: StopConfig { epochs: env_or("EPOCHS", 3), stop_file: Some("STOP".into()), ..StopConfig::default() },
-    precision: env_or("PRECISION", Precision::Fp32),
-    padding: env_or("PADDING", Padding::Dynamic),
-    progress: ProgressMode::Notebook,
-    ..TrainConfig::transformers_recipe()
-};
+let cfg: TrainConfig = settings.train_config();
+let mut bert: Box<dyn TextClassifier> = load_classifier(&bert_src, Some(ds.labels.clone()), device, 0)?.0;
 let out: FitResult = fit_and_test(bert.as_mut(), &train, &valid, &test, &cfg)?;
 println!("epoch {:?} chosen on validation; test accuracy there: {:.1}% ({} texts)",
     out.chosen_epoch, out.test.as_ref().map_or(0.0, |t| t.metrics.accuracy) * 100.0, test.len());
@@ -136,15 +137,13 @@ once), each run starting from the pretrained weights, next to a TF-IDF + logisti
 baseline on the same folds. Epochs and batch sizes are chosen on each fold's validation set.
 """)
 code("""
-let sweep_bs: Vec<usize> = std::env::var("SWEEP_BATCH_SIZES").unwrap_or("8,16,32".to_string())
-    .split(',').map(|s| s.trim().parse::<usize>()).collect::<Result<_, _>>()?;
 let mut sweep_models: Vec<SweepModel> = vec![SweepModel::new("BERT", bert_src.clone()),
     SweepModel::new(electra_name.clone(), electra_src.clone()).with_tokenizer_if_missing("../models/minilm")];
-if let Ok(t) = std::env::var("TINYBERT_MODEL") { sweep_models.push(SweepModel::new("TinyBERT", ModelSource::parse(&t))); }
-let plan: SweepPlan = SweepPlan { data: DataSpec::new(&wos_dir), data_fingerprint: None,
-    split: SplitSpec::folds_or_first_n(env_or("SWEEP_FOLDS", 5), n_train, 0), models: sweep_models, batch_sizes: sweep_bs,
-    seeds: (0..env_or("SWEEP_SEEDS", 1u64)).collect(), baseline: true,
-    train: TrainConfig { progress: ProgressMode::Quiet, stop: StopConfig { epochs: env_or("SWEEP_EPOCHS", cfg.stop.epochs), ..cfg.stop.clone() }, ..cfg.clone() } };
+if let Some(t) = &settings.tinybert_model { sweep_models.push(SweepModel::new("TinyBERT", ModelSource::parse(t))); }
+let split_spec: SplitSpec = SplitSpec { validation: settings.validation(), ..SplitSpec::folds_or_first_n(settings.sweep_folds, n_train, 0) };
+let plan: SweepPlan = SweepPlan { data: DataSpec::new(&settings.wos_dir), data_fingerprint: None, split: split_spec, models: sweep_models,
+    batch_sizes: settings.sweep_batch_sizes.clone(), seeds: (0..settings.sweep_seeds).collect(), baseline: true,
+    train: TrainConfig { progress: ProgressMode::Quiet, stop: StopConfig { epochs: settings.sweep_epochs, ..cfg.stop.clone() }, ..cfg.clone() } };
 let sw: Sweep = sweep(&plan, device, |r| println!("{}: test accuracy {:.1}%", describe(&plan, &r.job), r.test.accuracy * 100.0))?;
 """)
 md("Test accuracy at the validation-chosen epoch, mean ± 95% confidence half-width over the runs (n beside it), in percent:")
@@ -164,8 +163,7 @@ Heatmap::confusion(ds.labels.names(), &best_metrics.confusion).evcxr_display();
 code("""BarChart::per_class_f1(ds.labels.names(), &best_metrics).evcxr_display();""")
 md("### Conclusions, computed from the runs above")
 code("""
-let items: String = sw.conclusions().iter().map(|c| format!("<li>{}</li>", encoder_bench::report::html::escape(c))).collect();
-evcxr_html(&format!("<ul>{items}</ul>"));
+bullet_list(&sw.conclusions())
 """)
 md("Every run and every epoch stay available as tables (also saved as CSV and Parquet):")
 code("""sw.save("out/sweep")?; evcxr_html(&dataframe_html(&sw.runs_frame()));
@@ -181,18 +179,18 @@ FLOPs (matrix products, forward + backward), wall time and samples/s side by sid
 """)
 code("""
 use encoder_bench::train::pretrain::{Corpus, PretrainConfig, PretrainResult, pretrain_to_dir};
-let mlm_tok: TextTokenizer = TextTokenizer::from_dir("../models/minilm").unwrap();
+let mlm_tok: TextTokenizer = TextTokenizer::from_dir("../models/minilm")?;
 let pcfg: PretrainConfig = PretrainConfig {
     max_len: 128, batch_size: 16, log_every: 5, progress: ProgressMode::Notebook,
     optimizer: OptimizerConfig { learning_rate: 1e-3, ..OptimizerConfig::electra_pretraining() },
-    stop: StopConfig { max_steps: Some(env_or("PRETRAIN_STEPS", 200)), time_budget_s: Some(env_or("PRETRAIN_MINUTES", 2.0) * 60.0),
+    stop: StopConfig { max_steps: Some(settings.pretrain_steps), time_budget_s: Some(settings.pretrain_minutes * 60.0),
         stop_file: Some("STOP".into()), ..StopConfig::default() },
     ..Default::default()
 };
-let corpus: Corpus = Corpus::from_texts(&split.train.texts, &mlm_tok, pcfg.max_len).unwrap();
+let corpus: Corpus = Corpus::from_texts(&split.train.texts, &mlm_tok, pcfg.max_len)?;
 let pre_dir: String = "../target/notebook-electra".to_string();
 let _ = std::fs::remove_dir_all(&pre_dir);
-let pre: PretrainResult = pretrain_to_dir(&ElectraConfig::seed_shape(), &mlm_tok, &corpus, &pcfg, &pre_dir, device, false).unwrap().1;
+let pre: PretrainResult = pretrain_to_dir(&ElectraConfig::seed_shape(), &mlm_tok, &corpus, &pcfg, &pre_dir, device, false)?.1;
 println!("{} steps, {} tokens, {:.2} TFLOP, {:.0} s", pre.steps, pre.tokens, pre.flops / 1e12, pre.elapsed_s);
 let mut mlm_chart = LineChart::new("Masked-LM pre-training", "step", "MLM loss");
 mlm_chart.series.push(Series::new("loss", pre.history.records.iter().map(|r| (r.step as f64, r.loss)).collect()).color(0));
@@ -201,10 +199,10 @@ mlm_chart.evcxr_display();
 md("Pre-training corpus: the training split only, so the test texts stay unseen. Fine-tune both ELECTRAs:")
 code("""
 let ecfg: ElectraConfig = ElectraConfig::seed_shape();
-let e_train: Encoded = mlm_tok.encode_dataset(&split.train, cfg.max_len).unwrap();
-let e_valid: Encoded = mlm_tok.encode_dataset(split.selection(), cfg.max_len).unwrap();
-let e_test: Encoded = mlm_tok.encode_dataset(&split.test, cfg.max_len).unwrap();
-let mut pre_model: Box<dyn TextClassifier> = load_classifier(&ModelSource::parse(&pre_dir), Some(ds.labels.clone()), device, 0).unwrap().0;
+let e_train: Encoded = mlm_tok.encode_dataset(&split.train, cfg.max_len)?;
+let e_valid: Encoded = mlm_tok.encode_dataset(split.selection(), cfg.max_len)?;
+let e_test: Encoded = mlm_tok.encode_dataset(&split.test, cfg.max_len)?;
+let mut pre_model: Box<dyn TextClassifier> = load_classifier(&ModelSource::parse(&pre_dir), Some(ds.labels.clone()), device, 0)?.0;
 let pre_fit: FitResult = fit_and_test(pre_model.as_mut(), &e_train, &e_valid, &e_test, &cfg)?;
 let mut rnd_model: Box<dyn TextClassifier> = encoder_bench::models::random_classifier(
     &encoder_bench::models::ModelConfig::Electra(ecfg.clone()), ds.labels.clone(), device, 0);

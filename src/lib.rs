@@ -18,7 +18,8 @@
 //!   progress bars; masked-LM pre-training of ELECTRA (`train::pretrain`)
 //!   with FLOP counts (`train::flops`).
 //! - [`report`]: run records, charts, tables.
-//! - [`sweep`]: models × batch sizes fine-tuned and reported together.
+//! - [`sweep`]: models × batch sizes × seeds × folds fine-tuned and reported together, with intervals,
+//!   paired comparisons and a TF-IDF baseline; [`notebook`]: the notebook's settings and deviations.
 //! - [`bench`](mod@bench): training/evaluation throughput, comparable with `bench/reference.py`.
 //!
 //! ```no_run
@@ -32,6 +33,7 @@ pub mod data;
 pub mod device;
 pub mod error;
 pub mod models;
+pub mod notebook;
 pub mod report;
 mod simd;
 pub mod sweep;

@@ -35,6 +35,16 @@ const TD_STYLE: &str = "padding:4px 10px";
 const ROW_BORDER: &str = "border-bottom:1px solid #e6e9ed";
 const ZEBRA: [&str; 2] = ["#ffffff", "#f5f7fa"];
 
+/// A bulleted list of plain-text items (escaped), e.g. computed conclusions.
+///
+/// ```
+/// let h = encoder_bench::report::html::bullet_list(&["a < b".to_string()]);
+/// assert_eq!(h.0, "<ul><li>a &lt; b</li></ul>");
+/// ```
+pub fn bullet_list(items: &[String]) -> HtmlTable {
+    HtmlTable(format!("<ul>{}</ul>", items.iter().map(|c| format!("<li>{}</li>", escape(c))).collect::<String>()))
+}
+
 /// `text` with the five HTML-special characters escaped.
 ///
 /// ```

@@ -1,0 +1,357 @@
+//! The notebook's settings in one place: read from the environment with
+//! errors that name the variable and what it takes (a typo is an error, never
+//! a silent default), shown as a table, turned into the configs the cells
+//! use, and compared with the seed notebook's settings so every deviation is
+//! stated. `SEED_SETTINGS=1` runs the seed's exact recipe.
+use crate::data::{Padding, ValidationSpec};
+use crate::error::{Error, Result};
+use crate::models::Precision;
+use crate::report::HtmlTable;
+use crate::report::html::html_table;
+use crate::train::{OptimizerConfig, OptimizerKind, ProgressMode, Schedule, StopConfig, TrainConfig};
+use std::path::PathBuf;
+
+/// Every setting the notebook reads, with its value.
+///
+/// ```
+/// use encoder_bench::notebook::NotebookSettings;
+/// let s = NotebookSettings::from_vars(|k| (k == "MAX_LEN").then(|| "128".to_string()))?;
+/// assert_eq!(s.max_len, 128);
+/// let e = NotebookSettings::from_vars(|k| (k == "PRECISION").then(|| "fp16".to_string())).unwrap_err();
+/// assert!(e.to_string().contains("PRECISION"));
+/// # Ok::<(), encoder_bench::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotebookSettings {
+    /// `SEED_SETTINGS=1`: the seed's recipe (Adam 1e-5, constant, no clipping, no shuffling, the test set chooses).
+    pub seed_settings: bool,
+    /// `WOS_DIR`: the WOS directory.
+    pub wos_dir: PathBuf,
+    /// `TRAIN_SIZE`: training texts of the first-N split (default 80%).
+    pub train_size: Option<usize>,
+    /// `BERT_MODEL`: directory or hub id.
+    pub bert_model: String,
+    /// `TINYBERT_MODEL`: joins the sweep when set.
+    pub tinybert_model: Option<String>,
+    /// `ELECTRA_CONFIG` + `ELECTRA_STATE_DICT`.
+    pub electra: Option<(PathBuf, PathBuf)>,
+    /// `MAX_LEN`.
+    pub max_len: usize,
+    /// `BATCH_SIZE`.
+    pub batch_size: usize,
+    /// `EPOCHS`.
+    pub epochs: usize,
+    /// `LEARNING_RATE`.
+    pub learning_rate: f64,
+    /// `PRECISION`: fp32 or bf16.
+    pub precision: Precision,
+    /// `PADDING`: dynamic, bucketed or max_len.
+    pub padding: Padding,
+    /// `SWEEP_BATCH_SIZES`.
+    pub sweep_batch_sizes: Vec<usize>,
+    /// `SWEEP_EPOCHS`.
+    pub sweep_epochs: usize,
+    /// `SWEEP_FOLDS`: 1 keeps the first-N split.
+    pub sweep_folds: usize,
+    /// `SWEEP_SEEDS`: how many seeds per cell.
+    pub sweep_seeds: u64,
+    /// `PRETRAIN_MINUTES`.
+    pub pretrain_minutes: f64,
+    /// `PRETRAIN_STEPS`.
+    pub pretrain_steps: usize,
+    /// Variables that were set, as read.
+    pub set: Vec<(String, String)>,
+}
+
+/// The variables [`NotebookSettings`] reads.
+pub const VARIABLES: [&str; 20] = [
+    "SEED_SETTINGS",
+    "WOS_DIR",
+    "TRAIN_SIZE",
+    "BERT_MODEL",
+    "TINYBERT_MODEL",
+    "ELECTRA_CONFIG",
+    "ELECTRA_STATE_DICT",
+    "MAX_LEN",
+    "BATCH_SIZE",
+    "EPOCHS",
+    "LEARNING_RATE",
+    "PRECISION",
+    "PADDING",
+    "SWEEP_BATCH_SIZES",
+    "SWEEP_EPOCHS",
+    "SWEEP_FOLDS",
+    "SWEEP_SEEDS",
+    "PRETRAIN_MINUTES",
+    "PRETRAIN_STEPS",
+    "STOP_FILE",
+];
+
+fn parse<T: std::str::FromStr>(var: &str, v: &str, expected: &str) -> Result<T> {
+    v.trim().parse().map_err(|_| Error::invalid(var, format!("`{v}`: expected {expected}")))
+}
+
+impl NotebookSettings {
+    /// Reads the process environment (see [`NotebookSettings::from_vars`]).
+    pub fn from_env() -> Result<Self> {
+        Self::from_vars(|k| std::env::var(k).ok())
+    }
+
+    /// Reads the settings through `get` (a variable's value, if set); a
+    /// value that does not parse is an error naming the variable and what
+    /// it takes.
+    pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let set: Vec<(String, String)> = VARIABLES.iter().filter_map(|k| get(k).map(|v| (k.to_string(), v))).collect();
+        let val = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let seed_settings = match val("SEED_SETTINGS").as_deref().map(str::trim) {
+            None | Some("0") => false,
+            Some("1") => true,
+            Some(v) => return Err(Error::invalid("SEED_SETTINGS", format!("`{v}`: expected 1 (the seed's recipe) or 0"))),
+        };
+        let num = |k: &str, default: usize, min: usize| -> Result<usize> {
+            let n = val(k).map(|v| parse::<usize>(k, &v, &format!("a whole number >= {min}"))).transpose()?.unwrap_or(default);
+            if n < min {
+                return Err(Error::invalid(k, format!("`{n}`: expected a whole number >= {min}")));
+            }
+            Ok(n)
+        };
+        let real = |k: &str, default: f64| -> Result<f64> {
+            let x = val(k).map(|v| parse::<f64>(k, &v, "a positive number")).transpose()?.unwrap_or(default);
+            if !(x.is_finite() && x > 0.0) {
+                return Err(Error::invalid(k, format!("`{x}`: expected a positive number")));
+            }
+            Ok(x)
+        };
+        let electra = match (val("ELECTRA_CONFIG"), val("ELECTRA_STATE_DICT")) {
+            (Some(c), Some(w)) => Some((c.into(), w.into())),
+            (None, None) => None,
+            _ => return Err(Error::invalid("ELECTRA_CONFIG", "and ELECTRA_STATE_DICT go together: set both or neither")),
+        };
+        let sweep_batch_sizes = match val("SWEEP_BATCH_SIZES") {
+            None => vec![8, 16, 32],
+            Some(v) => v
+                .split(',')
+                .map(|b| match b.trim().parse::<usize>() {
+                    Ok(n) if n > 0 => Ok(n),
+                    _ => Err(Error::invalid(
+                        "SWEEP_BATCH_SIZES",
+                        format!("`{v}`: expected comma-separated whole numbers >= 1, e.g. 8,16,32"),
+                    )),
+                })
+                .collect::<Result<_>>()?,
+        };
+        let default_lr = if seed_settings { 1e-5 } else { 5e-5 };
+        Ok(NotebookSettings {
+            seed_settings,
+            wos_dir: val("WOS_DIR").unwrap_or_else(|| "../../shared/data/wos-sample".into()).into(),
+            train_size: val("TRAIN_SIZE").map(|v| parse::<usize>("TRAIN_SIZE", &v, "a whole number of training texts")).transpose()?,
+            bert_model: val("BERT_MODEL").unwrap_or_else(|| "../models/minilm".into()),
+            tinybert_model: val("TINYBERT_MODEL"),
+            electra,
+            max_len: num("MAX_LEN", 64, 2)?,
+            batch_size: num("BATCH_SIZE", 16, 1)?,
+            epochs: num("EPOCHS", 3, 1)?,
+            learning_rate: real("LEARNING_RATE", default_lr)?,
+            precision: val("PRECISION")
+                .map(|v| v.parse::<Precision>().map_err(|e| Error::invalid("PRECISION", e.to_string())))
+                .transpose()?
+                .unwrap_or(Precision::Fp32),
+            padding: match val("PADDING") {
+                Some(v) => v.parse::<Padding>().map_err(|e| Error::invalid("PADDING", e.to_string()))?,
+                None if seed_settings => Padding::MaxLen,
+                None => Padding::Dynamic,
+            },
+            sweep_batch_sizes,
+            sweep_epochs: num("SWEEP_EPOCHS", num("EPOCHS", 3, 1)?, 1)?,
+            sweep_folds: num("SWEEP_FOLDS", if seed_settings { 1 } else { 5 }, 1)?,
+            sweep_seeds: num("SWEEP_SEEDS", 1, 1)? as u64,
+            pretrain_minutes: real("PRETRAIN_MINUTES", 2.0)?,
+            pretrain_steps: num("PRETRAIN_STEPS", 200, 1)?,
+            set,
+        })
+    }
+
+    /// The fine-tuning config of the training cell (and the sweep's base):
+    /// transformers' recipe, or the seed's with `SEED_SETTINGS=1`.
+    pub fn train_config(&self) -> TrainConfig {
+        let optimizer = if self.seed_settings {
+            OptimizerConfig { learning_rate: self.learning_rate, ..OptimizerConfig::default() }
+        } else {
+            OptimizerConfig { learning_rate: self.learning_rate, max_grad_norm: Some(1.0), ..OptimizerConfig::transformers() }
+        };
+        TrainConfig {
+            max_len: self.max_len,
+            batch_size: self.batch_size,
+            eval_batch_size: self.seed_settings.then_some(self.batch_size),
+            optimizer,
+            stop: StopConfig { epochs: self.epochs, stop_file: Some("STOP".into()), ..StopConfig::default() },
+            shuffle: !self.seed_settings,
+            precision: self.precision,
+            padding: self.padding,
+            progress: ProgressMode::Notebook,
+            ..TrainConfig::default()
+        }
+    }
+
+    /// The validation carve: none in the seed's mode (the test set chooses).
+    pub fn validation(&self) -> Option<ValidationSpec> {
+        (!self.seed_settings).then(ValidationSpec::default)
+    }
+
+    /// Every difference from the seed notebook's settings, computed from
+    /// the configs the cells use.
+    pub fn deviations(&self) -> Vec<String> {
+        let cfg = self.train_config();
+        let seed = TrainConfig::default();
+        let o = &cfg.optimizer;
+        let mut out = vec![
+            "Loss: cross-entropy on the logits; the seed applied a softmax before CrossEntropyLoss, which squashes the gradients (a fix, not a choice)."
+                .to_string(),
+        ];
+        if o.kind != OptimizerKind::Adam {
+            out.push(format!(
+                "Optimizer: {:?} with weight decay {} (not on biases/LayerNorm); the seed used Adam without decay.",
+                o.kind, o.weight_decay
+            ));
+        }
+        if o.learning_rate != seed.optimizer.learning_rate {
+            out.push(format!("Learning rate: {:e}; the seed used 1e-5.", o.learning_rate));
+        }
+        if o.schedule != Schedule::Constant || o.warmup_ratio > 0.0 {
+            out.push(format!(
+                "Schedule: {:?} decay after {:.0}% warmup; the seed kept the rate constant.",
+                o.schedule,
+                o.warmup_ratio * 100.0
+            ));
+        }
+        if let Some(c) = o.max_grad_norm {
+            out.push(format!("Gradient clipping at norm {c}; the seed did not clip."));
+        }
+        if cfg.shuffle {
+            out.push("Training texts are shuffled every epoch (seeded); the seed did not shuffle.".into());
+        }
+        if cfg.eval_batch_size.is_none() {
+            out.push(format!(
+                "Evaluation batches of {} (2 × the training batch: no gradients are kept); the seed evaluated at the training batch size.",
+                2 * cfg.batch_size
+            ));
+        }
+        for (what, ours, theirs) in [
+            ("MAX_LEN", cfg.max_len, seed.max_len),
+            ("Batch size", cfg.batch_size, seed.batch_size),
+            ("Epochs", cfg.stop.epochs, seed.stop.epochs),
+        ] {
+            if ours != theirs {
+                out.push(format!("{what}: {ours}; the seed used {theirs}."));
+            }
+        }
+        if cfg.padding != Padding::MaxLen {
+            out.push(format!(
+                "Padding: {:?} (same results as padding to MAX_LEN, less work); the seed padded every batch to MAX_LEN.",
+                cfg.padding
+            ));
+        }
+        if cfg.precision != Precision::Fp32 {
+            out.push(format!("Precision: {:?} matrix products; the seed ran fp32.", cfg.precision));
+        }
+        match self.train_size {
+            Some(n) => out.push(format!("Split: the first {n} texts train, the rest test (the seed split WOS-46985 at 46,000).")),
+            None => out.push(
+                "Split: the first 80% of the texts train, the rest test; the seed split WOS-46985 at 46,000 (set TRAIN_SIZE).".into(),
+            ),
+        }
+        if let Some(v) = self.validation() {
+            out.push(format!(
+                "Selection: a validation set ({:.0}% of the training texts, at least {} per class) chooses the epoch and batch size and the test set is scored once; the seed read its best epoch off the test set.",
+                v.fraction * 100.0,
+                v.min_per_class
+            ));
+        }
+        if self.sweep_folds > 1 {
+            out.push(format!(
+                "Model analysis: {}-fold cross-validation × {} seed(s) per cell with intervals and a TF-IDF baseline; the seed ran each cell once on one split.",
+                self.sweep_folds, self.sweep_seeds
+            ));
+        }
+        out
+    }
+
+    /// The settings as a table: variable, value, and whether it was set or
+    /// is the default.
+    pub fn table(&self) -> HtmlTable {
+        let was_set = |k: &str| self.set.iter().any(|(n, _)| n == k);
+        let row = |k: &str, v: String| vec![k.to_string(), v, if was_set(k) { "set".into() } else { "default".into() }];
+        let rows = vec![
+            row("SEED_SETTINGS", u8::from(self.seed_settings).to_string()),
+            row("WOS_DIR", self.wos_dir.display().to_string()),
+            row("TRAIN_SIZE", self.train_size.map_or("80%".into(), |n| n.to_string())),
+            row("BERT_MODEL", self.bert_model.clone()),
+            row("TINYBERT_MODEL", self.tinybert_model.clone().unwrap_or_else(|| "-".into())),
+            row(
+                "ELECTRA_CONFIG / _STATE_DICT",
+                self.electra.as_ref().map_or("-".into(), |(c, w)| format!("{} + {}", c.display(), w.display())),
+            ),
+            row("MAX_LEN", self.max_len.to_string()),
+            row("BATCH_SIZE", self.batch_size.to_string()),
+            row("EPOCHS", self.epochs.to_string()),
+            row("LEARNING_RATE", format!("{:e}", self.learning_rate)),
+            row("PRECISION", format!("{:?}", self.precision)),
+            row("PADDING", format!("{:?}", self.padding)),
+            row("SWEEP_BATCH_SIZES", self.sweep_batch_sizes.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(",")),
+            row("SWEEP_EPOCHS", self.sweep_epochs.to_string()),
+            row("SWEEP_FOLDS", self.sweep_folds.to_string()),
+            row("SWEEP_SEEDS", self.sweep_seeds.to_string()),
+            row("PRETRAIN_MINUTES", self.pretrain_minutes.to_string()),
+            row("PRETRAIN_STEPS", self.pretrain_steps.to_string()),
+        ];
+        HtmlTable(html_table(&["variable".into(), "value".into(), "".into()], &rows))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(vars: &[(&str, &str)]) -> Result<NotebookSettings> {
+        let map: std::collections::HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        NotebookSettings::from_vars(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn parse_errors_name_the_variable_and_what_it_takes() {
+        for (k, v) in [
+            ("PRECISION", "fp16"),
+            ("MAX_LEN", "abc"),
+            ("MAX_LEN", "1"),
+            ("BATCH_SIZE", "0"),
+            ("LEARNING_RATE", "nan"),
+            ("SWEEP_BATCH_SIZES", "8,x"),
+            ("SEED_SETTINGS", "yes"),
+            ("PADDING", "longest"),
+            ("ELECTRA_CONFIG", "c.json"),
+        ] {
+            let e = with(&[(k, v)]).unwrap_err().to_string();
+            assert!(e.contains(k), "{k}={v}: {e}");
+        }
+        let s = with(&[("SWEEP_BATCH_SIZES", "8, 32"), ("PRECISION", "bf16")]).unwrap();
+        assert_eq!((s.sweep_batch_sizes.clone(), s.precision), (vec![8, 32], Precision::Bf16));
+        assert!(s.table().0.contains("set") && s.table().0.contains("default"));
+    }
+
+    #[test]
+    fn the_seed_recipe_has_no_deviation_but_the_fixes_and_the_split() {
+        let seed = with(&[("SEED_SETTINGS", "1"), ("TRAIN_SIZE", "168")]).unwrap();
+        let cfg = seed.train_config();
+        assert_eq!((cfg.optimizer.kind, cfg.optimizer.learning_rate, cfg.optimizer.max_grad_norm), (OptimizerKind::Adam, 1e-5, None));
+        assert!(!cfg.shuffle && cfg.eval_batch_size == Some(16) && seed.validation().is_none());
+        let d = seed.deviations();
+        assert_eq!(d.len(), 2, "{d:#?}");
+        assert!(d[0].starts_with("Loss") && d[1].starts_with("Split"));
+        let ours = with(&[]).unwrap().deviations().join("\n");
+        for word in
+            ["AdamW", "Learning rate: 5e-5", "warmup", "clipping", "shuffled", "Evaluation batches of 32", "validation set", "5-fold"]
+        {
+            assert!(ours.contains(word), "{word} missing from:\n{ours}");
+        }
+    }
+}
