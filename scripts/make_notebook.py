@@ -94,7 +94,10 @@ The seed's ELECTRA was pre-trained by its authors and shipped as a PyTorch state
 `ELECTRA_STATE_DICT` at yours. Otherwise the notebook takes `models/electra-seed/`, which
 `make notebook` pre-trains with our own masked-LM pre-training (section 7) on the WOS abstracts;
 if that is absent too, a randomly initialised ELECTRA of the same shape from the test fixtures,
-and the tables say so. Only the classifier head is new; the MLM head is set aside.
+and the tables say so. Only the classifier head is new; the MLM head is set aside. Caveat:
+`models/electra-seed` is pre-trained (masked words, no labels) on all the abstracts of the data,
+so its pre-training has read the texts that later serve as test texts; section 7 pre-trains on the
+training split only.
 """)
 code("""
 let (electra_src, electra_name): (ModelSource, String) = match &settings.electra {
