@@ -240,7 +240,8 @@ Our minutes of pre-training already cost more than the fine-tuning; a useful pre
 millions of times more.
 """)
 md("Wall time per section on this machine:")
-code("""clock.lap("7. Pre-training vs fine-tuning"); clock.table().evcxr_display();""")
+code("""clock.lap("7. Pre-training vs fine-tuning");
+clock.table()""")
 
 nb = {"cells": cells, "metadata": {"kernelspec": {"display_name": "Rust (encoder-bench)", "language": "rust", "name": "rust"},
       "language_info": {"name": "rust"},
