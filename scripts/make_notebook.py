@@ -153,7 +153,7 @@ md("Test accuracy at the validation-chosen epoch, mean ± 95% confidence half-wi
 code("""evcxr_html(&dataframe_html(&sw.report_frame()));""")
 code("""sw.accuracy_chart().evcxr_display();""")
 md("Validation accuracy per epoch, mean over folds, one chart per model:")
-code("""for c in sw.epoch_charts() { c.evcxr_display(); }""")
+code("""sw.epoch_facets().evcxr_display();""")
 md("Paired comparisons on the same test texts (bootstrap over texts, McNemar's exact test):")
 code("""evcxr_html(&dataframe_html(&sw.comparisons_frame()));""")
 md("The best setting (chosen on validation): confusion matrix and per-class F1 over all its test predictions.")

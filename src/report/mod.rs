@@ -16,7 +16,7 @@ pub use display::evcxr_html;
 pub use frames::{history_frame, save_frame};
 pub use html::{HtmlTable, dataframe_html, html_table};
 pub use json::to_json_pretty;
-pub use plot::{BarChart, Chart, Heatmap, LineChart, Series};
+pub use plot::{BarChart, Chart, Facets, Heatmap, LineChart, Series};
 pub use record::{RunRecord, Versions};
 
 /// A made-up history for the report modules' unit tests.

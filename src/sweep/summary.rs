@@ -524,6 +524,11 @@ impl Sweep {
         chart
     }
 
+    /// [`Sweep::epoch_charts`] as panels of one image (one display in a notebook cell).
+    pub fn epoch_facets(&self) -> crate::report::plot::Facets {
+        crate::report::plot::Facets(self.epoch_charts())
+    }
+
     /// Validation accuracy per epoch, mean over each setting's runs: one
     /// chart per model (at most one line per batch size, so charts stay
     /// readable); test curves, when recorded, are drawn dashed and labelled
@@ -672,6 +677,12 @@ mod tests {
         assert_eq!(cells[0].accuracy.n, 2);
         assert_eq!(cells[0].accuracy.sd, Some(0.0));
         assert_eq!(s.report_frame().shape(), (3, 2));
+        use crate::report::plot::Chart;
+        let svg = s.accuracy_chart().svg().unwrap();
+        assert!(svg.contains("chance (majority class)") && svg.contains(BASELINE_NAME), "the chart has the reference lines");
+        let facets = s.epoch_facets();
+        assert_eq!(facets.0.len(), 2, "one panel per model");
+        assert!(facets.svg().unwrap().contains("B: validation accuracy per epoch"));
     }
 
     #[test]

@@ -186,9 +186,42 @@ macro_rules! impl_chart {
     };
 }
 
+/// Line charts drawn as panels of one image, one below the other: facets
+/// (one per model, say) that keep each panel to a readable number of lines,
+/// shown by one display call (a notebook cell shows one image per kind).
+///
+/// ```
+/// use encoder_bench::report::plot::{Chart, Facets, LineChart, Series};
+/// let panel = |t: &str| { let mut c = LineChart::new(t, "epoch", "accuracy"); c.series.push(Series::new("a", vec![(1.0, 0.5)])); c };
+/// let f = Facets(vec![panel("A"), panel("B")]);
+/// assert_eq!(f.size().1, 2 * panel("A").size().1);
+/// assert!(f.svg()?.contains("B"));
+/// # Ok::<(), encoder_bench::Error>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Facets(pub Vec<LineChart>);
+
+impl Draw for Facets {
+    fn pixel_size(&self) -> (u32, u32) {
+        let (w, h) = self.0.first().map_or(style::DEFAULT_SIZE, |c| c.pixel_size());
+        (w, h * self.0.len().max(1) as u32)
+    }
+
+    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        if self.0.is_empty() {
+            return Err(Error::invalid("facets", "no panels to draw"));
+        }
+        for (panel, area) in self.0.iter().zip(root.split_evenly((self.0.len(), 1))) {
+            panel.draw_on(&area)?;
+        }
+        Ok(())
+    }
+}
+
 impl_chart!(LineChart);
 impl_chart!(BarChart);
 impl_chart!(Heatmap);
+impl_chart!(Facets);
 
 #[cfg(test)]
 mod tests {
