@@ -76,20 +76,7 @@ impl JobResult {
     pub fn without_timings(&self) -> JobResult {
         let mut r = self.clone();
         r.wall_s = 0.0;
-        r.history = History {
-            epochs: r
-                .history
-                .epochs
-                .iter()
-                .map(|e| crate::train::EpochRecord {
-                    train_s: 0.0,
-                    eval_s: 0.0,
-                    train_samples_per_s: 0.0,
-                    eval_samples_per_s: None,
-                    ..e.clone()
-                })
-                .collect(),
-        };
+        r.history = r.history.without_timings();
         r
     }
 }

@@ -110,13 +110,17 @@ impl History {
 
     /// The same results ignoring timings: what determinism can promise.
     pub fn same_results(&self, other: &History) -> bool {
-        let strip = |h: &History| {
-            h.epochs
-                .iter()
-                .map(|e| EpochRecord { train_s: 0.0, eval_s: 0.0, train_samples_per_s: 0.0, eval_samples_per_s: None, ..e.clone() })
-                .collect::<Vec<_>>()
-        };
-        strip(self) == strip(other)
+        self.without_timings() == other.without_timings()
+    }
+
+    /// The same figures with every timing zeroed (timings vary run to run).
+    pub fn without_timings(&self) -> History {
+        let epochs = self
+            .epochs
+            .iter()
+            .map(|e| EpochRecord { train_s: 0.0, eval_s: 0.0, train_samples_per_s: 0.0, eval_samples_per_s: None, ..e.clone() })
+            .collect();
+        History { epochs }
     }
 }
 
