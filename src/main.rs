@@ -600,6 +600,7 @@ fn sweep_plan(args: &SweepArgs) -> Result<SweepPlan> {
             path: args.data.data.clone(),
             text_column: args.data.text_column.clone(),
             label_column: args.data.label_column.clone(),
+            first: None,
         },
         data_fingerprint: Some(ds.fingerprint()),
         split,

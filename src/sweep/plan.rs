@@ -19,17 +19,33 @@ pub struct DataSpec {
     pub text_column: String,
     /// Label column of a CSV/TSV/Parquet file.
     pub label_column: String,
+    /// Keep only the first this-many texts (the seed's sample mode: 10%).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first: Option<usize>,
 }
 
 impl DataSpec {
     /// A WOS directory, or a table with `text` and `label` columns.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        DataSpec { path: path.into(), text_column: "text".into(), label_column: "label".into() }
+        DataSpec { path: path.into(), text_column: "text".into(), label_column: "label".into(), first: None }
     }
 
-    /// Reads the data.
+    /// Reads the data (its first [`first`](Self::first) texts when set).
+    ///
+    /// ```
+    /// use encoder_bench::sweep::DataSpec;
+    /// let spec = DataSpec { first: Some(21), ..DataSpec::new("../shared/data/wos-sample") };
+    /// # if std::path::Path::new("../shared/data/wos-sample").exists() {
+    /// assert_eq!(spec.read()?.len(), 21);
+    /// # }
+    /// # Ok::<(), encoder_bench::Error>(())
+    /// ```
     pub fn read(&self) -> Result<Dataset> {
-        Dataset::read_path(&self.path, &self.text_column, &self.label_column)
+        let ds = Dataset::read_path(&self.path, &self.text_column, &self.label_column)?;
+        match self.first {
+            Some(n) if n < ds.len() => Ok(ds.subset(&(0..n).collect::<Vec<_>>())),
+            _ => Ok(ds),
+        }
     }
 }
 
@@ -144,12 +160,46 @@ pub struct SweepModel {
     /// The family, when neither the config nor the weights' key names say it
     /// (`None`: decided by the loader, see [`load_classifier_as`](crate::models::load_classifier_as)).
     pub family: Option<ModelFamily>,
+    /// One source per fold (a model pre-trained on that fold's training
+    /// texts, so no test text reached its pre-training); empty: `source`
+    /// serves every fold.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fold_sources: Vec<ModelSource>,
 }
 
 impl SweepModel {
     /// A model whose directory (or hub snapshot) carries its tokenizer.
     pub fn new(name: impl Into<String>, source: ModelSource) -> Self {
-        SweepModel { name: name.into(), source, tokenizer: None, family: None }
+        SweepModel { name: name.into(), source, tokenizer: None, family: None, fold_sources: Vec::new() }
+    }
+
+    /// A model with other weights on every fold: `sources[k]` serves fold
+    /// `k` (see [`crate::sweep::FoldPretraining`], which makes them).
+    ///
+    /// ```
+    /// use encoder_bench::models::ModelSource;
+    /// use encoder_bench::sweep::SweepModel;
+    /// let m = SweepModel::per_fold("ELECTRA", vec![ModelSource::parse("pre/fold-1"), ModelSource::parse("pre/fold-2")]);
+    /// assert_eq!(m.source_for(1)?, &ModelSource::parse("pre/fold-2"));
+    /// assert!(m.source_for(2).is_err());
+    /// # Ok::<(), encoder_bench::Error>(())
+    /// ```
+    pub fn per_fold(name: impl Into<String>, sources: Vec<ModelSource>) -> Self {
+        let first = sources.first().cloned().unwrap_or_else(|| ModelSource::Dir(PathBuf::new()));
+        SweepModel { fold_sources: sources, ..SweepModel::new(name, first) }
+    }
+
+    /// The weights fold `fold` fine-tunes.
+    pub fn source_for(&self, fold: usize) -> Result<&ModelSource> {
+        if self.fold_sources.is_empty() {
+            return Ok(&self.source);
+        }
+        self.fold_sources.get(fold).ok_or_else(|| {
+            Error::invalid(
+                format!("sweep model `{}`", self.name),
+                format!("has weights for {} folds, not for fold {}", self.fold_sources.len(), fold + 1),
+            )
+        })
     }
 
     /// Uses `dir` as tokenizer only when the model's files carry none.
@@ -284,6 +334,12 @@ impl SweepPlan {
         names.sort_unstable();
         if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
             return Err(Error::invalid("sweep models", format!("two models are called `{}`: names must differ", w[0])));
+        }
+        if let Some(m) = self.models.iter().find(|m| !m.fold_sources.is_empty() && m.fold_sources.len() != self.split.n_folds()) {
+            return Err(Error::invalid(
+                format!("sweep model `{}`", m.name),
+                format!("has weights for {} folds but the split has {}", m.fold_sources.len(), self.split.n_folds()),
+            ));
         }
         if names.contains(&super::BASELINE_NAME) {
             return Err(Error::invalid("sweep models", format!("`{}` is the baseline's name", super::BASELINE_NAME)));

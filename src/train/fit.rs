@@ -275,7 +275,7 @@ fn train_epoch(
     let mut batches = data.batches(cfg.batch_size, cfg.padding, shuffle, device)?;
     let total = batches.len() as u64;
     batches.advance(state.epoch_steps);
-    let bar = Progress::new(total, &format!("epoch {}/{}", epoch + 1, cfg.stop.epochs), cfg.progress);
+    let bar = Progress::new(total, &format!("epoch {}/{}", epoch + 1, cfg.stop.epochs), cfg.progress).summarised();
     bar.set_initial(state.epoch_steps as u64);
     let mut loss_sum = crate::device::to_device(&Tensor::from(state.epoch_loss_sum), device)?;
     let (mut lr, mut stop) = (cfg.optimizer.lr_at(state.global_step, total_steps), None);
@@ -497,7 +497,7 @@ fn run(
         // Epoch summaries print unless asked for silence, even when `Auto`
         // hides the bars (piped output, CI logs).
         if cfg.progress != super::progress::ProgressMode::Quiet {
-            println!("{}", epoch_line(&rec));
+            println!("{}", epoch_line(&rec, cfg.stop.epochs));
         }
         state.history.epochs.push(rec);
         let improved = v.is_some() && state.history.chosen(metric).map(|e| e.epoch) == Some(epoch + 1);
@@ -542,15 +542,17 @@ fn run(
     Ok(FitResult { history: state.history, stop, last_validation, chosen_epoch, chosen_validation, test })
 }
 
-fn epoch_line(r: &EpochRecord) -> String {
+fn epoch_line(r: &EpochRecord, epochs: usize) -> String {
     let pct = |x: Option<f64>| x.map_or("-".into(), |a| format!("{:.2}%", a * 100.0));
     format!(
-        "epoch {}: train loss {:.4} | valid loss {} | accuracy {} | macro-F1 {} | {:.1} samples/s",
+        "epoch {}/{epochs}{}: train loss {:.4} | valid loss {} | accuracy {} | macro-F1 {} | {:.1} s, {:.1} samples/s",
         r.epoch,
+        if r.complete { "" } else { " (cut short)" },
         r.train_loss,
         r.val_loss.map_or("-".into(), |l| format!("{l:.4}")),
         pct(r.accuracy),
         pct(r.macro_f1),
+        r.train_s + r.eval_s,
         r.train_samples_per_s
     )
 }

@@ -80,7 +80,7 @@ pub(crate) fn eval_batches(model: &dyn TextClassifier, data: &Encoded, cfg: &Tra
 
 fn run(model: &dyn TextClassifier, data: &Encoded, cfg: &TrainConfig, n_streams: usize) -> Result<Vec<BatchOutput>> {
     let batch_size = eval_batch_size(cfg);
-    let bar = Progress::new(data.len().div_ceil(batch_size) as u64, "valid", cfg.progress);
+    let bar = Progress::new(data.len().div_ceil(batch_size) as u64, "valid", cfg.progress).summarised();
     let queue = Mutex::new(data.batches(batch_size, cfg.padding, None, model.var_store().device())?.enumerate());
     // Takes batches until none are left: the whole set on one stream, a share
     // of it on each of several.

@@ -11,9 +11,12 @@
 //! in a notebook. Worse, evcxr forwards the output of user code to Jupyter one
 //! complete line at a time, so tqdm's trick of redrawing a line after `\r`
 //! shows nothing until the bar ends. [`ProgressMode::Notebook`] therefore
-//! prints whole frames as ordinary lines on stdout, at most one per
-//! [`NOTEBOOK_INTERVAL`] plus the final frame: a short log that shows the run
-//! is alive without flooding the cell.
+//! prints whole frames as ordinary lines on stdout, and only few: a saved
+//! notebook is a report, so a bar prints a frame only once it has run for
+//! [`NOTEBOOK_INTERVAL`] (a heartbeat for long runs) and, unless made with
+//! [`Progress::summarised`], its final frame. Fine-tuning's epoch and
+//! validation bars are summarised by the one epoch line `fit` prints, so an
+//! epoch shorter than the interval leaves exactly one line.
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressFinish, ProgressState, ProgressStyle, TermLike};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -27,8 +30,9 @@ use std::time::{Duration, Instant};
 /// enough not to wrap in a default JupyterLab cell.
 pub const NOTEBOOK_WIDTH: u16 = 100;
 
-/// Least time between two notebook lines (the last frame is always printed).
-pub const NOTEBOOK_INTERVAL: Duration = Duration::from_secs(20);
+/// Least time between two notebook lines, counted from the bar's start: a bar
+/// that ends sooner prints no frame before its last.
+pub const NOTEBOOK_INTERVAL: Duration = Duration::from_secs(600);
 
 /// Upper bound on how often a notebook bar is rendered at all; rendering is
 /// cheap but there is no point in doing it faster than lines can be printed.
@@ -120,6 +124,8 @@ pub struct Progress {
     bar: ProgressBar,
     /// Set in notebook mode, to print the last frame however recent the previous line.
     notebook: Option<NotebookSink>,
+    /// Whether `finish` prints the final frame in notebook mode.
+    final_frame: AtomicBool,
     /// Steps done before this bar started (a resumed epoch); they do not count in the rate.
     initial: Arc<AtomicU64>,
     finished: AtomicBool,
@@ -160,7 +166,21 @@ impl Progress {
             .with_prefix(if desc.is_empty() { String::new() } else { format!("{desc}: ") })
             // A bar dropped early (an error, a stop) shows where it stopped rather than 100%.
             .with_finish(ProgressFinish::Abandon);
-        Progress { bar, notebook, initial, finished: AtomicBool::new(false) }
+        Progress { bar, notebook, initial, final_frame: AtomicBool::new(true), finished: AtomicBool::new(false) }
+    }
+
+    /// Leaves out the final frame in notebook mode, for a bar whose caller
+    /// prints its own summary line (heartbeat frames of a long bar stay).
+    ///
+    /// ```
+    /// use encoder_bench::train::{Progress, ProgressMode};
+    /// let bar = Progress::new(3, "epoch 1/3", ProgressMode::Quiet).summarised();
+    /// bar.inc(3);
+    /// assert_eq!(bar.position(), 3);
+    /// ```
+    pub fn summarised(self) -> Progress {
+        self.final_frame.store(false, Ordering::Relaxed);
+        self
     }
 
     /// Starts the bar at `pos` steps already done, like tqdm's `initial=`: a
@@ -202,7 +222,9 @@ impl Progress {
             return;
         }
         self.bar.abandon();
-        if let Some(sink) = &self.notebook {
+        if let Some(sink) = &self.notebook
+            && self.final_frame.load(Ordering::Relaxed)
+        {
             sink.print_last();
         }
     }
@@ -309,13 +331,15 @@ struct SinkState {
     latest: String,
     /// The last frame printed, so that an unchanged frame is not printed twice.
     printed: String,
-    printed_at: Option<Instant>,
+    /// When the last frame was printed, or the sink was made.
+    printed_at: Instant,
     interval: Duration,
 }
 
 impl NotebookSink {
     fn new(out: Box<dyn Write + Send>, interval: Duration) -> NotebookSink {
-        let state = SinkState { out, pending: String::new(), latest: String::new(), printed: String::new(), printed_at: None, interval };
+        let state =
+            SinkState { out, pending: String::new(), latest: String::new(), printed: String::new(), printed_at: Instant::now(), interval };
         NotebookSink { state: Arc::new(Mutex::new(state)) }
     }
 
@@ -336,7 +360,7 @@ impl SinkState {
             return Ok(());
         }
         self.printed.clone_from(&self.latest);
-        self.printed_at = Some(now);
+        self.printed_at = now;
         writeln!(self.out, "{}", self.latest)?;
         self.out.flush()
     }
@@ -399,7 +423,7 @@ impl TermLike for NotebookSink {
         }
         st.latest = frame.to_string();
         let now = Instant::now();
-        if st.printed_at.is_none_or(|t| now.duration_since(t) >= st.interval) {
+        if now.duration_since(st.printed_at) >= st.interval {
             st.print(now)?;
         }
         Ok(())
@@ -468,16 +492,39 @@ mod tests {
     }
 
     #[test]
-    fn sink_prints_first_frame_then_throttles_then_last() {
+    fn sink_prints_nothing_before_the_interval_then_last() {
         let out = Shared::default();
         let sink = NotebookSink::new(Box::new(out.clone()), Duration::from_secs(3600));
         draw(&sink, "a 1/3");
         draw(&sink, "a 2/3");
         draw(&sink, "a 3/3");
-        assert_eq!(out.text(), "a 1/3\n");
+        assert_eq!(out.text(), "");
         sink.print_last();
         sink.print_last();
-        assert_eq!(out.text(), "a 1/3\na 3/3\n");
+        assert_eq!(out.text(), "a 3/3\n");
+    }
+
+    #[test]
+    fn sink_heartbeat_after_the_interval() {
+        let out = Shared::default();
+        let sink = NotebookSink::new(Box::new(out.clone()), Duration::from_millis(30));
+        draw(&sink, "b 1/3");
+        std::thread::sleep(Duration::from_millis(40));
+        draw(&sink, "b 2/3");
+        draw(&sink, "b 3/3");
+        assert_eq!(out.text(), "b 2/3\n");
+    }
+
+    /// A summarised bar (fit's epoch and validation bars) leaves no line when it
+    /// ends before the interval: the caller's summary is the epoch's one line.
+    #[test]
+    fn summarised_short_bar_prints_nothing() {
+        let out = Shared::default();
+        let bar = Progress::with_notebook_sink(4, "epoch 1/1", NotebookSink::new(Box::new(out.clone()), NOTEBOOK_INTERVAL)).summarised();
+        bar.inc(4);
+        bar.finish();
+        drop(bar);
+        assert_eq!(out.text(), "");
     }
 
     #[test]

@@ -40,7 +40,7 @@ use super::flops::{TRAIN_FACTOR, encoder_forward_flops, mlm_head_forward_flops};
 use super::optim::Optimizer;
 use super::progress::Progress;
 use crate::error::{Error, Result};
-use crate::models::{ElectraConfig, ElectraForMaskedLM, ModelConfig};
+use crate::models::{ElectraConfig, ElectraForMaskedLM, ModelConfig, with_precision};
 use crate::tokenizer::TextTokenizer;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -178,6 +178,7 @@ pub fn resume_pretraining(model: &mut ElectraForMaskedLM, corpus: &Corpus, cfg: 
 
 fn run(model: &mut ElectraForMaskedLM, corpus: &Corpus, cfg: &PretrainConfig, resume_from: Option<PathBuf>) -> Result<PretrainResult> {
     cfg.validate()?;
+    cfg.precision.check_device(model.var_store().device())?;
     let _lock = cfg.checkpoint_dir.as_deref().map(RunLock::acquire).transpose()?;
     crate::device::retain_freed_cpu_memory();
     if corpus.is_empty() {
@@ -243,7 +244,8 @@ fn run(model: &mut ElectraForMaskedLM, corpus: &Corpus, cfg: &PretrainConfig, re
             tch::manual_seed(torch_seed(step_seed(PRETRAINING_SALT, cfg.seed, st.epoch, st.epoch_step)));
             let positions = b.labels.ne(IGNORE_INDEX);
             let targets = b.labels.masked_select(&positions);
-            let logits = model.masked_logits(&b.input_ids, &b.attention_mask, None, &positions, true).to_kind(Kind::Float);
+            let logits = with_precision(cfg.precision, || model.masked_logits(&b.input_ids, &b.attention_mask, None, &positions, true))
+                .to_kind(Kind::Float);
             let loss = logits.cross_entropy_loss::<Tensor>(&targets, None, tch::Reduction::Mean, IGNORE_INDEX, 0.0);
             opt.zero_grad();
             loss.backward();
