@@ -96,6 +96,29 @@ pub fn device_name(device: tch::Device) -> String {
     }
 }
 
+/// Whether bf16 matrix products run fast on `device`: a CUDA GPU, or a CPU
+/// with AVX512-BF16 or AMX (read from `/proc/cpuinfo`; elsewhere unknown,
+/// so no). Never on MPS, nor under the MPS rules.
+///
+/// ```
+/// assert!(!encoder_bench::device::bf16_is_fast(tch::Device::Mps));
+/// ```
+pub fn bf16_is_fast(device: tch::Device) -> bool {
+    if mps_rules_apply(device) {
+        return false;
+    }
+    match device {
+        tch::Device::Cuda(_) => true,
+        tch::Device::Cpu => std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|info| cpu_flags_have_bf16(&info)),
+        _ => false,
+    }
+}
+
+/// True when a `/proc/cpuinfo` text lists `avx512_bf16` or `amx_bf16` among its flags.
+fn cpu_flags_have_bf16(cpuinfo: &str) -> bool {
+    cpuinfo.lines().filter(|l| l.starts_with("flags")).any(|l| l.split_whitespace().any(|f| f == "avx512_bf16" || f == "amx_bf16"))
+}
+
 /// Parses a device name and checks that it is present on this machine.
 ///
 /// `None` means "auto". Returns an error for unknown names and absent devices.
@@ -377,6 +400,14 @@ pub fn select_device(request: Option<&str>) -> Result<tch::Device> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bf16_flags_are_read_from_the_flags_line_only() {
+        assert!(cpu_flags_have_bf16("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 amx_tile\n"));
+        assert!(cpu_flags_have_bf16("flags\t: sse amx_bf16\n"));
+        assert!(!cpu_flags_have_bf16("flags\t: fpu avx512f avx512_bf16x\nbugs\t: avx512_bf16\n"));
+        assert!(!cpu_flags_have_bf16(""));
+    }
 
     #[test]
     fn absent_accelerators_are_errors_not_fallbacks() {

@@ -3,13 +3,14 @@
 //! a silent default), shown as a table, turned into the configs the cells
 //! use, and compared with the seed notebook's settings so every deviation is
 //! stated. `SEED_SETTINGS=1` runs the seed's exact recipe.
-use crate::data::{Padding, ValidationSpec};
+use crate::data::{Dataset, Padding, Split, ValidationSpec};
 use crate::error::{Error, Result};
-use crate::models::Precision;
+use crate::models::{ElectraConfig, ModelSource, Precision};
 use crate::report::HtmlTable;
 use crate::report::html::html_table;
+use crate::sweep::{DataSpec, FoldPretraining, PretrainingCurve, SplitSpec, SweepModel, SweepPlan};
 use crate::train::{OptimizerConfig, OptimizerKind, ProgressMode, Schedule, StopConfig, TrainConfig};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Every setting the notebook reads, with its value.
 ///
@@ -43,8 +44,13 @@ pub struct NotebookSettings {
     pub epochs: usize,
     /// `LEARNING_RATE`.
     pub learning_rate: f64,
-    /// `PRECISION`: fp32 or bf16.
+    /// `PRECISION`: fp32, bf16, or auto (bf16 where the device runs it fast).
     pub precision: Precision,
+    /// Whether `precision` was chosen by `auto`.
+    pub precision_auto: bool,
+    /// `SAMPLE`: the share of the data used, from the top of the files (the
+    /// seed's sample mode is 0.1); `None`: all of it.
+    pub sample: Option<f64>,
     /// `PADDING`: dynamic, bucketed or max_len.
     pub padding: Padding,
     /// `SWEEP_BATCH_SIZES`.
@@ -55,9 +61,10 @@ pub struct NotebookSettings {
     pub sweep_folds: usize,
     /// `SWEEP_SEEDS`: how many seeds per cell.
     pub sweep_seeds: u64,
-    /// `PRETRAIN_MINUTES`.
-    pub pretrain_minutes: f64,
-    /// `PRETRAIN_STEPS`.
+    /// `PRETRAIN_MINUTES`: pre-training budgets per fold, in minutes, of the
+    /// ELECTRAs pre-trained here (0: the random-init twin).
+    pub pretrain_minutes: Vec<f64>,
+    /// `PRETRAIN_STEPS`: a cap on pre-training steps per fold.
     pub pretrain_steps: usize,
     /// Variables that were set, as read.
     pub set: Vec<(String, String)>,
@@ -84,7 +91,7 @@ pub const VARIABLES: [&str; 20] = [
     "SWEEP_SEEDS",
     "PRETRAIN_MINUTES",
     "PRETRAIN_STEPS",
-    "STOP_FILE",
+    "SAMPLE",
 ];
 
 fn parse<T: std::str::FromStr>(var: &str, v: &str, expected: &str) -> Result<T> {
@@ -141,6 +148,36 @@ impl NotebookSettings {
                 .collect::<Result<_>>()?,
         };
         let default_lr = if seed_settings { 1e-5 } else { 5e-5 };
+        let (precision, precision_auto) = match val("PRECISION").as_deref().map(str::trim) {
+            None | Some("auto") if seed_settings => (Precision::Fp32, false),
+            None | Some("auto") => (Precision::fastest_for(crate::device::resolve_device(None)?.device), true),
+            Some(v) => (v.parse::<Precision>().map_err(|e| Error::invalid("PRECISION", format!("{e} (or auto)")))?, false),
+        };
+        let sample = match val("SAMPLE") {
+            None => None,
+            Some(v) => match v.trim().parse::<f64>() {
+                Ok(x) if x > 0.0 && x <= 1.0 => (x < 1.0).then_some(x),
+                _ => {
+                    return Err(Error::invalid(
+                        "SAMPLE",
+                        format!("`{v}`: expected a share of the data in (0, 1], e.g. 0.1 (the seed's sample mode)"),
+                    ));
+                }
+            },
+        };
+        let pretrain_minutes = match val("PRETRAIN_MINUTES") {
+            None => vec![0.0, 1.0],
+            Some(v) => v
+                .split(',')
+                .map(|m| match m.trim().parse::<f64>() {
+                    Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
+                    _ => Err(Error::invalid(
+                        "PRETRAIN_MINUTES",
+                        format!("`{v}`: expected comma-separated minutes >= 0, e.g. 0,1,2 (0: random initialisation)"),
+                    )),
+                })
+                .collect::<Result<_>>()?,
+        };
         Ok(NotebookSettings {
             seed_settings,
             wos_dir: val("WOS_DIR").unwrap_or_else(|| "../../shared/data/wos-sample".into()).into(),
@@ -152,10 +189,9 @@ impl NotebookSettings {
             batch_size: num("BATCH_SIZE", 16, 1)?,
             epochs: num("EPOCHS", 3, 1)?,
             learning_rate: real("LEARNING_RATE", default_lr)?,
-            precision: val("PRECISION")
-                .map(|v| v.parse::<Precision>().map_err(|e| Error::invalid("PRECISION", e.to_string())))
-                .transpose()?
-                .unwrap_or(Precision::Fp32),
+            precision,
+            precision_auto,
+            sample,
             padding: match val("PADDING") {
                 Some(v) => v.parse::<Padding>().map_err(|e| Error::invalid("PADDING", e.to_string()))?,
                 None if seed_settings => Padding::MaxLen,
@@ -163,10 +199,10 @@ impl NotebookSettings {
             },
             sweep_batch_sizes,
             sweep_epochs: num("SWEEP_EPOCHS", num("EPOCHS", 3, 1)?, 1)?,
-            sweep_folds: num("SWEEP_FOLDS", if seed_settings { 1 } else { 5 }, 1)?,
+            sweep_folds: num("SWEEP_FOLDS", if seed_settings { 1 } else { 3 }, 1)?,
             sweep_seeds: num("SWEEP_SEEDS", 1, 1)? as u64,
-            pretrain_minutes: real("PRETRAIN_MINUTES", 2.0)?,
-            pretrain_steps: num("PRETRAIN_STEPS", 200, 1)?,
+            pretrain_minutes,
+            pretrain_steps: num("PRETRAIN_STEPS", 100_000, 1)?,
             set,
         })
     }
@@ -196,6 +232,78 @@ impl NotebookSettings {
     /// The validation carve: none in the seed's mode (the test set chooses).
     pub fn validation(&self) -> Option<ValidationSpec> {
         (!self.seed_settings).then(ValidationSpec::default)
+    }
+
+    /// The data: `WOS_DIR`, cut to its first `SAMPLE` share when set.
+    pub fn dataset(&self) -> Result<Dataset> {
+        let all = DataSpec::new(&self.wos_dir).read()?;
+        Ok(match self.sample {
+            Some(x) => all.subset(&(0..((x * all.len() as f64).round() as usize).max(1)).collect::<Vec<_>>()),
+            None => all,
+        })
+    }
+
+    /// The training cell's split: the first `TRAIN_SIZE` texts (default 80%)
+    /// train, the rest test, and a validation set carved from the training side.
+    pub fn split(&self, ds: &Dataset) -> Result<Split> {
+        let first = Split::first_n(ds, self.n_train(ds))?;
+        match self.validation() {
+            Some(v) => first.with_validation(v, 0),
+            None => Ok(first),
+        }
+    }
+
+    fn n_train(&self, ds: &Dataset) -> usize {
+        self.train_size.unwrap_or(ds.len() * 4 / 5)
+    }
+
+    /// The user's ELECTRA (`ELECTRA_CONFIG` + `ELECTRA_STATE_DICT`), if given.
+    pub fn electra_source(&self) -> Option<ModelSource> {
+        self.electra.as_ref().map(|(c, w)| ModelSource::state_dict(c, w))
+    }
+
+    /// The sweep's split: `SWEEP_FOLDS`-fold cross-validation (1: the
+    /// training cell's first-N split), validation carved per fold.
+    pub fn sweep_split(&self, ds: &Dataset) -> SplitSpec {
+        SplitSpec { validation: self.validation(), ..SplitSpec::folds_or_first_n(self.sweep_folds, self.n_train(ds), 0) }
+    }
+
+    /// ELECTRA-small (the seed's shape) pre-trained for each `PRETRAIN_MINUTES`
+    /// budget on each sweep fold's training texts, kept under `root` (reused
+    /// when nothing changed). `tokenizer`: the vocabulary it learns.
+    pub fn pretraining_curve(&self, ds: &Dataset, tokenizer: &Path, root: &Path, device: tch::Device) -> Result<PretrainingCurve> {
+        let mut base = FoldPretraining::new(ElectraConfig::seed_shape(), tokenizer, 0.0, root);
+        base.pretrain.precision = if self.precision == Precision::Bf16 { Precision::Bf16 } else { Precision::Fp32 };
+        base.pretrain.progress = ProgressMode::Notebook;
+        base.pretrain.stop = StopConfig { max_steps: Some(self.pretrain_steps), stop_file: Some("STOP".into()), ..StopConfig::default() };
+        let splits = self.sweep_split(ds).splits(ds)?;
+        PretrainingCurve::run(&base, &self.pretrain_minutes, &splits, device)
+    }
+
+    /// The sweep: BERT (and TinyBERT, and the user's ELECTRA, when set) and
+    /// the curve's ELECTRAs, at every `SWEEP_BATCH_SIZES` × fold × seed,
+    /// with the baseline; the training cell's recipe for `SWEEP_EPOCHS`.
+    pub fn sweep_plan(&self, ds: &Dataset, curve: &PretrainingCurve) -> SweepPlan {
+        let mut models = vec![SweepModel::new("BERT", ModelSource::parse(&self.bert_model))];
+        if let Some(t) = &self.tinybert_model {
+            models.push(SweepModel::new("TinyBERT", ModelSource::parse(t)));
+        }
+        if let Some(src) = self.electra_source() {
+            models.push(SweepModel::new("ELECTRA", src).with_tokenizer_if_missing(&curve.base.tokenizer));
+        }
+        models.extend(curve.models());
+        let cfg = self.train_config();
+        SweepPlan {
+            // `ds` is what `dataset` gave: the sweep reads that many texts from the top.
+            data: DataSpec { first: self.sample.map(|_| ds.len()), ..DataSpec::new(&self.wos_dir) },
+            data_fingerprint: Some(ds.fingerprint()),
+            split: self.sweep_split(ds),
+            models,
+            batch_sizes: self.sweep_batch_sizes.clone(),
+            seeds: (0..self.sweep_seeds).collect(),
+            baseline: true,
+            train: TrainConfig { progress: ProgressMode::Quiet, stop: StopConfig { epochs: self.sweep_epochs, ..cfg.stop.clone() }, ..cfg },
+        }
     }
 
     /// Every difference from the seed notebook's settings, computed from
@@ -252,7 +360,13 @@ impl NotebookSettings {
             ));
         }
         if cfg.precision != Precision::Fp32 {
-            out.push(format!("Precision: {:?} matrix products; the seed ran fp32.", cfg.precision));
+            out.push(format!(
+                "Precision: bf16 matrix products over fp32 weights{}; the seed ran fp32.",
+                if self.precision_auto { " (auto: this device runs bf16 fast; PRECISION=fp32 for the seed's)" } else { "" }
+            ));
+        }
+        if let Some(x) = self.sample {
+            out.push(format!("Data: the first {:.0}% of the texts (SAMPLE), as the seed's sample mode.", x * 100.0));
         }
         match self.train_size {
             Some(n) => out.push(format!("Split: the first {n} texts train, the rest test (the seed split WOS-46985 at 46,000).")),
@@ -265,6 +379,12 @@ impl NotebookSettings {
                 "Selection: a validation set ({:.0}% of the training texts, at least {} per class) chooses the epoch and batch size and the test set is scored once; the seed read its best epoch off the test set.",
                 v.fraction * 100.0,
                 v.min_per_class
+            ));
+        }
+        if !self.pretrain_minutes.is_empty() {
+            out.push(format!(
+                "ELECTRA: pre-trained here for {} minute(s) per fold on that fold's training texts only (0: random initialisation); the seed pre-trained its own elsewhere.",
+                self.pretrain_minutes.iter().map(|m| m.to_string()).collect::<Vec<_>>().join(", ")
             ));
         }
         if self.sweep_folds > 1 {
@@ -295,13 +415,14 @@ impl NotebookSettings {
             row("BATCH_SIZE", self.batch_size.to_string()),
             row("EPOCHS", self.epochs.to_string()),
             row("LEARNING_RATE", format!("{:e}", self.learning_rate)),
-            row("PRECISION", format!("{:?}", self.precision)),
+            row("PRECISION", format!("{}{}", self.precision.as_str(), if self.precision_auto { " (auto)" } else { "" })),
+            row("SAMPLE", self.sample.map_or("all".into(), |x| x.to_string())),
             row("PADDING", format!("{:?}", self.padding)),
             row("SWEEP_BATCH_SIZES", self.sweep_batch_sizes.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(",")),
             row("SWEEP_EPOCHS", self.sweep_epochs.to_string()),
             row("SWEEP_FOLDS", self.sweep_folds.to_string()),
             row("SWEEP_SEEDS", self.sweep_seeds.to_string()),
-            row("PRETRAIN_MINUTES", self.pretrain_minutes.to_string()),
+            row("PRETRAIN_MINUTES", self.pretrain_minutes.iter().map(|m| m.to_string()).collect::<Vec<_>>().join(",")),
             row("PRETRAIN_STEPS", self.pretrain_steps.to_string()),
         ];
         HtmlTable(html_table(&["variable".into(), "value".into(), "".into()], &rows))
@@ -329,6 +450,10 @@ mod tests {
             ("SEED_SETTINGS", "yes"),
             ("PADDING", "longest"),
             ("ELECTRA_CONFIG", "c.json"),
+            ("SAMPLE", "0"),
+            ("SAMPLE", "1.5"),
+            ("PRETRAIN_MINUTES", "1,-2"),
+            ("PRETRAIN_MINUTES", "two"),
         ] {
             let e = with(&[(k, v)]).unwrap_err().to_string();
             assert!(e.contains(k), "{k}={v}: {e}");
@@ -339,17 +464,46 @@ mod tests {
     }
 
     #[test]
+    fn sample_cuts_the_data_from_the_top_and_is_stated() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/wos-sample");
+        let s = with(&[("WOS_DIR", dir.to_str().unwrap()), ("SAMPLE", "0.5"), ("PRETRAIN_MINUTES", "0, 2.5")]).unwrap();
+        let all = DataSpec::new(&dir).read().unwrap();
+        let ds = s.dataset().unwrap();
+        assert_eq!(ds.len(), 105);
+        assert_eq!(ds.texts[..], all.texts[..105]);
+        assert!(s.deviations().iter().any(|d| d.contains("first 50%")));
+        assert_eq!(s.pretrain_minutes, vec![0.0, 2.5]);
+        // The sweep reads the same texts the notebook does.
+        let spec = DataSpec { first: s.sample.map(|_| ds.len()), ..DataSpec::new(&dir) };
+        assert_eq!(spec.read().unwrap().fingerprint(), ds.fingerprint());
+        assert_eq!(with(&[("SAMPLE", "1")]).unwrap().sample, None);
+    }
+
+    #[test]
+    fn auto_precision_follows_the_device_and_is_stated() {
+        let s = with(&[]).unwrap();
+        assert!(s.precision_auto);
+        assert_eq!(s.precision, Precision::fastest_for(tch::Device::Cpu));
+        let fixed = with(&[("PRECISION", "fp32")]).unwrap();
+        assert!(!fixed.precision_auto && fixed.precision == Precision::Fp32);
+        if s.precision == Precision::Bf16 {
+            assert!(s.deviations().iter().any(|d| d.contains("bf16") && d.contains("auto")));
+        }
+    }
+
+    #[test]
     fn the_seed_recipe_has_no_deviation_but_the_fixes_and_the_split() {
         let seed = with(&[("SEED_SETTINGS", "1"), ("TRAIN_SIZE", "168")]).unwrap();
         let cfg = seed.train_config();
         assert_eq!((cfg.optimizer.kind, cfg.optimizer.learning_rate, cfg.optimizer.max_grad_norm), (OptimizerKind::Adam, 1e-5, None));
         assert!(!cfg.shuffle && cfg.eval_batch_size == Some(16) && seed.validation().is_none());
         let d = seed.deviations();
-        assert_eq!(d.len(), 2, "{d:#?}");
-        assert!(d[0].starts_with("Loss") && d[1].starts_with("Split"));
+        assert_eq!(d.len(), 3, "{d:#?}");
+        assert!(d[0].starts_with("Loss") && d[1].starts_with("Split") && d[2].starts_with("ELECTRA: pre-trained here"));
+        assert_eq!(cfg.precision, Precision::Fp32);
         let ours = with(&[]).unwrap().deviations().join("\n");
         for word in
-            ["AdamW", "Learning rate: 5e-5", "warmup", "clipping", "shuffled", "Evaluation batches of 32", "validation set", "5-fold"]
+            ["AdamW", "Learning rate: 5e-5", "warmup", "clipping", "shuffled", "Evaluation batches of 32", "validation set", "3-fold"]
         {
             assert!(ours.contains(word), "{word} missing from:\n{ours}");
         }

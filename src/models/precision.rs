@@ -67,6 +67,17 @@ impl Precision {
         Ok(())
     }
 
+    /// The faster precision `device` offers: bf16 where its matrix products
+    /// are fast ([`crate::device::bf16_is_fast`]), else fp32.
+    ///
+    /// ```
+    /// use encoder_bench::models::Precision;
+    /// assert_eq!(Precision::fastest_for(tch::Device::Mps), Precision::Fp32);
+    /// ```
+    pub fn fastest_for(device: tch::Device) -> Precision {
+        if crate::device::bf16_is_fast(device) { Precision::Bf16 } else { Precision::Fp32 }
+    }
+
     /// `"fp32"` or `"bf16"`.
     pub fn as_str(self) -> &'static str {
         match self {

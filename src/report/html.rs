@@ -45,6 +45,54 @@ pub fn bullet_list(items: &[String]) -> HtmlTable {
     HtmlTable(format!("<ul>{}</ul>", items.iter().map(|c| format!("<li>{}</li>", escape(c))).collect::<String>()))
 }
 
+/// The class-count table: id, class name, number of texts.
+///
+/// ```
+/// let t = encoder_bench::report::html::class_table(&["CS".into(), "ECE".into()], &[30, 28]);
+/// assert!(t.0.contains("ECE") && t.0.contains("28"));
+/// ```
+pub fn class_table(names: &[String], counts: &[usize]) -> HtmlTable {
+    let rows: Vec<Vec<String>> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| vec![i.to_string(), n.clone(), counts.get(i).map_or("-".into(), |c| c.to_string())])
+        .collect();
+    HtmlTable(html_table(&["id".into(), "class".into(), "texts".into()], &rows))
+}
+
+/// The files under `dir` (recursively, sorted) with their sizes: what a
+/// notebook exported for its report.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// std::fs::create_dir(dir.path().join("sweep")).unwrap();
+/// std::fs::write(dir.path().join("sweep/runs.csv"), "a,b\n").unwrap();
+/// let t = encoder_bench::report::html::files_table(dir.path())?;
+/// assert!(t.0.contains("sweep/runs.csv"));
+/// # Ok::<(), encoder_bench::Error>(())
+/// ```
+pub fn files_table(dir: &std::path::Path) -> crate::Result<HtmlTable> {
+    fn walk(dir: &std::path::Path, base: &std::path::Path, out: &mut Vec<(String, u64)>) -> crate::Result<()> {
+        for e in std::fs::read_dir(dir).map_err(|e| crate::Error::io(dir, e))? {
+            let e = e.map_err(|e| crate::Error::io(dir, e))?;
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, base, out)?;
+            } else {
+                let size = e.metadata().map_err(|e| crate::Error::io(&p, e))?.len();
+                out.push((p.strip_prefix(base).unwrap_or(&p).to_string_lossy().replace('\\', "/"), size));
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    walk(dir, dir, &mut files)?;
+    files.sort();
+    let rows: Vec<Vec<String>> =
+        files.into_iter().map(|(p, s)| vec![format!("{}/{p}", dir.display()), format!("{:.1} kB", s as f64 / 1e3)]).collect();
+    Ok(HtmlTable(html_table(&["file".into(), "size".into()], &rows)))
+}
+
 /// `text` with the five HTML-special characters escaped.
 ///
 /// ```

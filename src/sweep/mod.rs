@@ -6,14 +6,17 @@
 //!
 //! - [`plan`]: the sweep as data, expanded into independent jobs;
 //! - [`job`]: one job (in process, or `--run-job N` under a scheduler);
+//! - [`curve`]: accuracy against pre-training minutes, with both costs;
 //! - [`pretrained`]: ELECTRAs pre-trained per fold on its training texts;
 //! - [`summary`]: cells with intervals, paired comparisons, conclusions,
 //!   tables and charts, from the jobs' records.
+pub mod curve;
 pub mod job;
 pub mod plan;
 pub mod pretrained;
 pub mod summary;
 
+pub use curve::PretrainingCurve;
 pub use job::{ChosenOn, JobData, JobOutcome, JobResult, run_job, run_planned_job};
 pub use plan::{DataSpec, Job, JobKind, SplitSpec, SweepModel, SweepPlan, TestSplit};
 pub use pretrained::{FoldPretrained, FoldPretraining};

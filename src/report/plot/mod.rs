@@ -95,8 +95,20 @@ pub trait Chart {
     /// such as `acc.bs16` keeps its dot), each atomically.
     fn save(&self, stem: &Path) -> Result<()> {
         let svg = self.svg()?;
+        if let Some(dir) = stem.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
         crate::error::write_atomic(with_suffix(stem, "svg"), svg.as_bytes())?;
         self.save_png(&with_suffix(stem, "png"))
+    }
+
+    /// Saves `stem.svg` and `stem.png` (see [`save`](Self::save), folders
+    /// made as needed), then shows the chart in the cell: a notebook's
+    /// charts land in its report folder as they are drawn.
+    fn show_and_save(&self, stem: &str) -> Result<()> {
+        self.save(Path::new(stem))?;
+        self.evcxr_display();
+        Ok(())
     }
 
     /// Shows the chart inline in a Jupyter cell run by evcxr, as true SVG.
@@ -181,6 +193,11 @@ macro_rules! impl_chart {
             /// method so that it works without importing [`Chart`].
             pub fn evcxr_display(&self) {
                 Chart::evcxr_display(self)
+            }
+
+            /// [`Chart::show_and_save`] without importing [`Chart`].
+            pub fn show_and_save(&self, stem: &str) -> Result<()> {
+                Chart::show_and_save(self, stem)
             }
         }
     };
@@ -284,6 +301,18 @@ mod tests {
         let empty = LineChart::new("t", "x", "y");
         assert!(empty.save_png(&dir.path().join("empty.png")).is_err());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 6);
+    }
+
+    #[test]
+    fn show_and_save_makes_its_folder_and_writes_both_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let stem = dir.path().join("out/charts/class_counts");
+        let chart = BarChart::class_counts(&["a".into(), "b".into()], &[3, 1]);
+        chart.show_and_save(stem.to_str().unwrap()).unwrap();
+        let svg = std::fs::read_to_string(with_suffix(&stem, "svg")).unwrap();
+        assert!(svg.trim_start().starts_with("<svg") && svg.contains("</svg>"));
+        let png = std::fs::read(with_suffix(&stem, "png")).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
     }
 
     /// Renders one example of every chart to /tmp for a visual check:
