@@ -151,7 +151,9 @@ impl NotebookSettings {
         let (precision, precision_auto) = match val("PRECISION").as_deref().map(str::trim) {
             None | Some("auto") if seed_settings => (Precision::Fp32, false),
             None | Some("auto") => (Precision::fastest_for(crate::device::resolve_device(None)?.device), true),
-            Some(v) => (v.parse::<Precision>().map_err(|e| Error::invalid("PRECISION", format!("{e} (or auto)")))?, false),
+            Some(v) => {
+                (v.parse::<Precision>().map_err(|_| Error::invalid("PRECISION", format!("`{v}`: expected auto, fp32 or bf16")))?, false)
+            }
         };
         let sample = match val("SAMPLE") {
             None => None,
@@ -193,7 +195,9 @@ impl NotebookSettings {
             precision_auto,
             sample,
             padding: match val("PADDING") {
-                Some(v) => v.parse::<Padding>().map_err(|e| Error::invalid("PADDING", e.to_string()))?,
+                Some(v) => {
+                    v.parse::<Padding>().map_err(|_| Error::invalid("PADDING", format!("`{v}`: expected dynamic, bucketed or max_len")))?
+                }
                 None if seed_settings => Padding::MaxLen,
                 None => Padding::Dynamic,
             },
