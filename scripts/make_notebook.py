@@ -116,8 +116,7 @@ code("""
 let cfg: TrainConfig = settings.train_config();
 let mut bert: Box<dyn TextClassifier> = load_classifier(&bert_src, Some(ds.labels.clone()), device, 0)?.0;
 let out: FitResult = fit_and_test(bert.as_mut(), &train, &valid, &test, &cfg)?;
-println!("epoch {:?} chosen on validation; test accuracy there: {:.1}% ({} texts)",
-    out.chosen_epoch, out.test.as_ref().map_or(0.0, |t| t.metrics.accuracy) * 100.0, test.len());
+println!("{}", out.outcome());
 save_frame(&mut history_frame(&[("BERT".into(), cfg.batch_size, &out.history)]), std::path::Path::new("out/training_history.csv"))?;
 out.history.clone()
 """)

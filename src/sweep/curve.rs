@@ -92,7 +92,7 @@ impl PretrainingCurve {
             .filter_map(|p| {
                 let s = sw.best_setting(&p.name)?;
                 let c = cells.iter().find(|c| c.setting == s)?;
-                Some((p.minutes, s, c.accuracy.clone()))
+                Some((p.minutes, s, c.accuracy))
             })
             .collect()
     }
@@ -203,9 +203,10 @@ impl PretrainingCurve {
             let p = self.points.iter().find(|p| p.minutes == *m);
             let pre_s = p.map_or(f64::NAN, |p| mean(p.folds.iter().filter_map(|f| f.result.as_ref()).map(|r| r.elapsed_s)));
             out.push(format!(
-                "{} reaches a test accuracy of {} % ({:.1}x chance, {:.1}%); its pre-training took {pre_s:.0} s per fold, {:.1}x the {ft_s:.0} s of one fine-tuning run.",
+                "{} reaches a mean test accuracy of {:.1}%{} ({:.1}x chance, {:.1}%); its pre-training took {pre_s:.0} s per fold, {:.1}x the {ft_s:.0} s of one fine-tuning run.",
                 s.model,
-                interval_text(acc),
+                acc.mean * 100.0,
+                acc.half_width().map_or(format!(" (n={}, no interval)", acc.n), |h| format!(" ± {:.1} (95% CI, n={})", h * 100.0, acc.n)),
                 acc.mean / chance,
                 chance * 100.0,
                 pre_s / ft_s

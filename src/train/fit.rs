@@ -173,6 +173,30 @@ pub struct FitResult {
     pub test: Option<Validation>,
 }
 
+impl FitResult {
+    /// What the run chose and what the test set said there, in one line.
+    ///
+    /// ```
+    /// use encoder_bench::train::{FitResult, History, StopReason};
+    /// let r = FitResult { history: History::default(), stop: StopReason::Completed, last_validation: None,
+    ///     chosen_epoch: None, chosen_validation: None, test: None };
+    /// assert_eq!(r.outcome(), "no epoch was validated, so nothing was tested");
+    /// ```
+    pub fn outcome(&self) -> String {
+        match (self.chosen_epoch, &self.test) {
+            (Some(e), Some(t)) => format!(
+                "epoch {e} chosen on validation; test accuracy there {:.1}%, macro-F1 {:.1}% ({} texts, stop: {:?})",
+                t.metrics.accuracy * 100.0,
+                t.metrics.macro_f1 * 100.0,
+                t.targets.len(),
+                self.stop
+            ),
+            (Some(e), None) => format!("epoch {e} chosen on validation (the test set was not scored)"),
+            _ => "no epoch was validated, so nothing was tested".into(),
+        }
+    }
+}
+
 /// A copy of the weights on the CPU, so the chosen epoch can be restored
 /// without a checkpoint directory.
 struct Snapshot(Vec<(String, Tensor)>);
