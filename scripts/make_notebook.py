@@ -137,10 +137,12 @@ data and settings are unchanged. Needs: section 2.
 """)
 code("""
 let curve: PretrainingCurve = settings.pretraining_curve(&ds, "../models/minilm".as_ref(), "../target/notebook-electra".as_ref(), device)?;
-let plan: SweepPlan = settings.sweep_plan(&ds, &curve);
+let plan: SweepPlan = settings.sweep_plan(&ds, &curve)?;
 let sw: Sweep = sweep(&plan, device, |r| println!("{}: test accuracy {:.1}%", describe(&plan, &r.job), r.test.accuracy * 100.0))?;
 sw.save("out/sweep")?;
 """)
+md("The fine-tuning recipe each model got (chosen from its config; `LEARNING_RATE` sets one for all):")
+code("""plan.recipes_table()""")
 md("Test accuracy at the validation-chosen epoch, mean ± 95% confidence half-width over the runs (n beside it), in percent:")
 code("""evcxr_html(&dataframe_html(&sw.report_frame()));""")
 code("""sw.accuracy_chart().show_and_save("out/sweep_accuracy")?;""")

@@ -284,10 +284,18 @@ impl NotebookSettings {
         PretrainingCurve::run(&base, &self.pretrain_minutes, &splits, device)
     }
 
+    /// Whether each sweep model gets the recipe of its family and size
+    /// ([`Recipe::for_config`]): yes unless `SEED_SETTINGS` or `LEARNING_RATE`
+    /// fixes one recipe for all.
+    pub fn per_family_recipes(&self) -> bool {
+        !self.seed_settings && !self.set.iter().any(|(k, _)| k == "LEARNING_RATE")
+    }
+
     /// The sweep: BERT (and TinyBERT, and the user's ELECTRA, when set) and
     /// the curve's ELECTRAs, at every `SWEEP_BATCH_SIZES` × fold × seed,
-    /// with the baseline; the training cell's recipe for `SWEEP_EPOCHS`.
-    pub fn sweep_plan(&self, ds: &Dataset, curve: &PretrainingCurve) -> SweepPlan {
+    /// with the baseline, for `SWEEP_EPOCHS`; each model with its family's
+    /// recipe (see [`per_family_recipes`](Self::per_family_recipes)).
+    pub fn sweep_plan(&self, ds: &Dataset, curve: &PretrainingCurve) -> Result<SweepPlan> {
         let mut models = vec![SweepModel::new("BERT", ModelSource::parse(&self.bert_model))];
         if let Some(t) = &self.tinybert_model {
             models.push(SweepModel::new("TinyBERT", ModelSource::parse(t)));
@@ -296,8 +304,11 @@ impl NotebookSettings {
             models.push(SweepModel::new("ELECTRA", src).with_tokenizer_if_missing(&curve.base.tokenizer));
         }
         models.extend(curve.models());
+        if self.per_family_recipes() {
+            models = models.into_iter().map(SweepModel::with_recipe_from_config).collect::<Result<_>>()?;
+        }
         let cfg = self.train_config();
-        SweepPlan {
+        Ok(SweepPlan {
             // `ds` is what `dataset` gave: the sweep reads that many texts from the top.
             data: DataSpec { first: self.sample.map(|_| ds.len()), ..DataSpec::new(&self.wos_dir) },
             data_fingerprint: Some(ds.fingerprint()),
@@ -307,7 +318,7 @@ impl NotebookSettings {
             seeds: (0..self.sweep_seeds).collect(),
             baseline: true,
             train: TrainConfig { progress: ProgressMode::Quiet, stop: StopConfig { epochs: self.sweep_epochs, ..cfg.stop.clone() }, ..cfg },
-        }
+        })
     }
 
     /// Every difference from the seed notebook's settings, computed from
@@ -390,6 +401,12 @@ impl NotebookSettings {
                 "ELECTRA: pre-trained here for {} minute(s) per fold on that fold's training texts only (0: random initialisation); the seed pre-trained its own elsewhere.",
                 self.pretrain_minutes.iter().map(|m| m.to_string()).collect::<Vec<_>>().join(", ")
             ));
+        }
+        if self.per_family_recipes() {
+            out.push(
+                "Recipes: in the sweep each model is fine-tuned with its family's recipe (ELECTRA: the ELECTRA paper's, e.g. small at lr 3e-4 with layer-wise decay 0.8; BERT: transformers'); the seed used one recipe for all. The table in section 6 lists them."
+                    .into(),
+            );
         }
         if self.sweep_folds > 1 {
             out.push(format!(

@@ -152,7 +152,7 @@ pub fn run_job(plan: &SweepPlan, job: Job, data: &mut JobData, device: tch::Devi
     let valid = valid.as_ref().unwrap_or(test);
     let (mut model, _) = load_classifier_as(m.source_for(job.fold)?, m.family, Some(labels), device, seed as i64)?;
     let resuming = checkpoint_dir.as_ref().is_some_and(|d| saved_dir(d, "last").join(TRAINER_STATE).exists());
-    let cfg = TrainConfig { batch_size, seed, checkpoint_dir, ..plan.train.clone() };
+    let cfg = TrainConfig { batch_size, seed, checkpoint_dir, optimizer: plan.recipe_of(model_idx).optimizer, ..plan.train.clone() };
     let out = if resuming {
         resume_and_test(model.as_mut(), train, valid, test, &cfg)?
     } else {

@@ -6,7 +6,7 @@
 use crate::data::{Dataset, Split, ValidationSpec};
 use crate::error::{Error, Result, write_atomic};
 use crate::models::{ModelFamily, ModelSource};
-use crate::train::TrainConfig;
+use crate::train::{Recipe, TrainConfig};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -165,12 +165,37 @@ pub struct SweepModel {
     /// serves every fold.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fold_sources: Vec<ModelSource>,
+    /// This model's fine-tuning recipe (see [`Recipe::for_config`]); `None`:
+    /// the plan's `train.optimizer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipe: Option<Recipe>,
 }
 
 impl SweepModel {
     /// A model whose directory (or hub snapshot) carries its tokenizer.
     pub fn new(name: impl Into<String>, source: ModelSource) -> Self {
-        SweepModel { name: name.into(), source, tokenizer: None, family: None, fold_sources: Vec::new() }
+        SweepModel { name: name.into(), source, tokenizer: None, family: None, fold_sources: Vec::new(), recipe: None }
+    }
+
+    /// The same model fine-tuned with `recipe` instead of the plan's optimizer.
+    ///
+    /// ```
+    /// use encoder_bench::models::ModelSource;
+    /// use encoder_bench::sweep::SweepModel;
+    /// use encoder_bench::train::Recipe;
+    /// let m = SweepModel::new("BERT", ModelSource::parse("models/minilm")).with_recipe(Recipe::transformers());
+    /// assert_eq!(m.recipe.unwrap().name, "transformers");
+    /// ```
+    pub fn with_recipe(mut self, recipe: Recipe) -> Self {
+        self.recipe = Some(recipe);
+        self
+    }
+
+    /// The recipe chosen from this model's config (see [`Recipe::for_config`]).
+    pub fn with_recipe_from_config(self) -> Result<Self> {
+        let files = self.source_for(0)?.resolve()?;
+        let config = crate::models::ModelConfig::from_file_with(&files.config, self.family, &[])?.config;
+        Ok(self.with_recipe(Recipe::for_config(&config)))
     }
 
     /// A model with other weights on every fold: `sources[k]` serves fold
@@ -316,6 +341,25 @@ pub const PLAN_FILE: &str = "plan.json";
 pub const COMMANDS_FILE: &str = "jobs.txt";
 
 impl SweepPlan {
+    /// The fine-tuning recipe of model `model`: its own, or the plan's optimizer.
+    pub fn recipe_of(&self, model: usize) -> Recipe {
+        match self.models.get(model).and_then(|m| m.recipe.clone()) {
+            Some(r) => r,
+            None => Recipe { name: "as set".into(), optimizer: self.train.optimizer.clone() },
+        }
+    }
+
+    /// The recipe each model is fine-tuned with, as a table.
+    pub fn recipes_table(&self) -> crate::report::HtmlTable {
+        let rows: Vec<Vec<String>> = (0..self.models.len())
+            .map(|i| {
+                let r = self.recipe_of(i);
+                vec![self.models[i].name.clone(), r.name.clone(), r.describe()]
+            })
+            .collect();
+        crate::report::HtmlTable(crate::report::html_table(&["model".into(), "recipe".into(), "optimizer".into()], &rows))
+    }
+
     /// Checks the plan before anything runs; errors name the setting.
     pub fn validate(&self) -> Result<()> {
         if self.models.is_empty() && !self.baseline {
@@ -350,6 +394,11 @@ impl SweepPlan {
             sorted.dedup();
             if sorted.len() != v.len() {
                 return Err(Error::invalid(format!("sweep {what}"), format!("{v:?} repeats a value")));
+            }
+        }
+        for m in &self.models {
+            if let Some(r) = &m.recipe {
+                r.optimizer.validate().map_err(|e| Error::invalid(format!("sweep model `{}` recipe", m.name), e.to_string()))?;
             }
         }
         self.train.validate()

@@ -73,6 +73,16 @@ fn parse_clip(s: &str) -> std::result::Result<Option<f64>, String> {
     Ok((v > 0.0).then_some(v))
 }
 
+fn parse_layer_decay(s: &str) -> std::result::Result<Option<f64>, String> {
+    if s.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 1.0 => Ok((v < 1.0).then_some(v)),
+        _ => Err(format!("`{s}`: expected a decay in (0, 1], e.g. 0.8, or none")),
+    }
+}
+
 /// The optimizer, its hyper-parameters and its learning-rate schedule: all
 /// that [`Optimizer::new`](super::optim::Optimizer::new) and the schedule
 /// ([`OptimizerConfig::lr_at`]) read. The default is the seed's (Adam at
@@ -115,6 +125,11 @@ pub struct OptimizerConfig {
     /// `TrainingArguments` does (`--max-grad-norm 0` or `none`: no clipping).
     #[arg(long, value_parser = parse_clip, default_value = "1.0")]
     pub max_grad_norm: std::option::Option<f64>,
+    /// Layer-wise learning-rate decay (ELECTRA's fine-tuning: 0.8 for small
+    /// and base): encoder layer `i` of `L` trains at `decay^(L - i)` times the
+    /// rate, the embeddings at `decay^(L + 1)`, the head at the full rate.
+    #[arg(long, value_parser = parse_layer_decay, default_value = "none")]
+    pub layer_decay: std::option::Option<f64>,
 }
 
 impl Default for OptimizerConfig {
@@ -128,6 +143,7 @@ impl Default for OptimizerConfig {
             schedule: Schedule::Constant,
             warmup_ratio: 0.0,
             max_grad_norm: None,
+            layer_decay: None,
         }
     }
 }
@@ -201,6 +217,11 @@ impl OptimizerConfig {
         {
             return bad("max_grad_norm", format!("{c} is not a positive number (use none for no clipping)"));
         }
+        if let Some(d) = self.layer_decay
+            && !(d > 0.0 && d <= 1.0)
+        {
+            return bad("layer_decay", format!("{d} is outside (0, 1]"));
+        }
         Ok(())
     }
 
@@ -225,6 +246,31 @@ impl OptimizerConfig {
                 let span = total.saturating_sub(warmup).max(1) as f64;
                 self.learning_rate * (left / span).max(0.0)
             }
+        }
+    }
+}
+
+impl OptimizerConfig {
+    /// Learning rate at `fraction` (0 to 1) of the run: the same warmup and
+    /// decay as [`lr_at`](Self::lr_at), over a run measured in wall time
+    /// (pre-training under a time budget).
+    ///
+    /// ```
+    /// use encoder_bench::train::{OptimizerConfig, Schedule};
+    /// let o = OptimizerConfig { learning_rate: 1.0, warmup_ratio: 0.1, schedule: Schedule::Linear, ..Default::default() };
+    /// assert_eq!(o.lr_at_fraction(0.05), 0.5);
+    /// assert_eq!(o.lr_at_fraction(0.1), 1.0);
+    /// assert!((o.lr_at_fraction(0.55) - 0.5).abs() < 1e-12);
+    /// assert_eq!(o.lr_at_fraction(1.5), 0.0);
+    /// ```
+    pub fn lr_at_fraction(&self, fraction: f64) -> f64 {
+        let f = fraction.clamp(0.0, 1.0);
+        if f < self.warmup_ratio {
+            return self.learning_rate * f / self.warmup_ratio;
+        }
+        match self.schedule {
+            Schedule::Constant => self.learning_rate,
+            Schedule::Linear => self.learning_rate * ((1.0 - f) / (1.0 - self.warmup_ratio).max(1e-12)).max(0.0),
         }
     }
 }

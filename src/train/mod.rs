@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod optim;
 pub mod pretrain;
 pub mod progress;
+pub mod recipe;
 
 pub use checkpoint::StopReason;
 pub use config::{OptimizerConfig, OptimizerKind, Schedule, SelectMetric, SelectionConfig, StopConfig, TrainConfig};
@@ -26,3 +27,4 @@ pub use pretrain::{
     Corpus, PretrainConfig, PretrainHistory, PretrainRecord, PretrainResult, pretrain, pretrain_to_dir, resume_pretraining,
 };
 pub use progress::{Progress, ProgressMode};
+pub use recipe::Recipe;

@@ -2,6 +2,9 @@
 //! LayerNorm parameters, global-norm gradient clipping, and state that can be
 //! saved with a checkpoint and restored (libtorch's C++ optimizers, as
 //! exposed by tch, cannot export their moments, which rules out exact resume).
+//! With a layer-wise learning-rate decay (ELECTRA's fine-tuning recipe) each
+//! parameter's rate is scaled by its depth: the head at the full rate, each
+//! encoder layer below it by one more factor of the decay, the embeddings last.
 use super::config::{OptimizerConfig, OptimizerKind};
 use crate::error::{Error, Result};
 use tch::{Kind, Tensor, nn};
@@ -12,6 +15,8 @@ struct Param {
     exp_avg: Tensor,
     exp_avg_sq: Tensor,
     decay: bool,
+    /// Multiplies the step's learning rate (layer-wise decay; 1 without).
+    lr_scale: f64,
 }
 
 /// Parameters of one weight-decay class packed into one buffer, so that an
@@ -25,6 +30,7 @@ struct FlatGroup {
     exp_avg: Tensor,
     exp_avg_sq: Tensor,
     decay: bool,
+    lr_scale: f64,
 }
 
 /// Adam or AdamW with PyTorch's update rule (bias-corrected moments).
@@ -53,6 +59,38 @@ pub fn decays(name: &str) -> bool {
     !(name.ends_with(".bias") || name.contains("LayerNorm") || name.contains("layer_norm"))
 }
 
+/// Depth of a parameter for layer-wise learning-rate decay, from its HF key
+/// name: 0 for the embeddings, `i + 1` for encoder layer `i`, `layers + 1`
+/// for everything above the encoder (pooler, heads).
+///
+/// ```
+/// use encoder_bench::train::optim::layer_depth;
+/// assert_eq!(layer_depth("electra.embeddings.word_embeddings.weight", 12), 0);
+/// assert_eq!(layer_depth("electra.embeddings_project.weight", 12), 0);
+/// assert_eq!(layer_depth("electra.encoder.layer.3.output.dense.weight", 12), 4);
+/// assert_eq!(layer_depth("classifier.dense.weight", 12), 13);
+/// ```
+pub fn layer_depth(name: &str, layers: usize) -> usize {
+    if let Some(i) = layer_index(name) {
+        return i + 1;
+    }
+    if name.contains("embeddings") { 0 } else { layers + 1 }
+}
+
+/// The `i` of `.layer.i.` in a key name.
+fn layer_index(name: &str) -> Option<usize> {
+    let at = name.find("encoder.layer.")? + "encoder.layer.".len();
+    name[at..].split('.').next()?.parse().ok()
+}
+
+/// Learning-rate scale of each named parameter under layer-wise decay
+/// `decay`: `decay^(layers + 1 - depth)`, so the head keeps the full rate.
+fn lr_scales(names: &[String], decay: Option<f64>) -> Vec<f64> {
+    let Some(d) = decay else { return vec![1.0; names.len()] };
+    let layers = names.iter().filter_map(|n| layer_index(n)).max().map_or(0, |i| i + 1);
+    names.iter().map(|n| d.powi((layers + 1 - layer_depth(n, layers).min(layers + 1)) as i32)).collect()
+}
+
 impl Optimizer {
     /// Optimizes every trainable variable of `vs` per `cfg` (kind, betas,
     /// epsilon, weight decay; the learning rate comes with each [`step`](Self::step)).
@@ -68,9 +106,18 @@ impl Optimizer {
         let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, v)| v.requires_grad()).collect();
         // A fixed order makes updates, state files and clipping reproducible.
         named.sort_by(|a, b| a.0.cmp(&b.0));
+        let scales = lr_scales(&named.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(), cfg.layer_decay);
         let mut params: Vec<Param> = named
             .into_iter()
-            .map(|(name, var)| Param { decay: decays(&name), exp_avg: var.zeros_like(), exp_avg_sq: var.zeros_like(), name, var })
+            .zip(scales)
+            .map(|((name, var), lr_scale)| Param {
+                decay: decays(&name),
+                exp_avg: var.zeros_like(),
+                exp_avg_sq: var.zeros_like(),
+                name,
+                var,
+                lr_scale,
+            })
             .collect();
         let packable = params.iter().all(|p| p.var.device() != tch::Device::Cpu && p.var.kind() == Kind::Float);
         let flat = if packable && !params.is_empty() { pack(&mut params) } else { Vec::new() };
@@ -146,8 +193,9 @@ impl Optimizer {
                     exp_avg: group.exp_avg.shallow_clone(),
                     exp_avg_sq: group.exp_avg_sq.shallow_clone(),
                     decay: group.decay,
+                    lr_scale: group.lr_scale,
                 };
-                tensor_step(&mut packed, Tensor::cat(&grads, 0), wd, &h);
+                tensor_step(&mut packed, Tensor::cat(&grads, 0), wd, &Hyper { lr: h.lr * group.lr_scale, ..h });
             }
             if !self.flat.is_empty() {
                 return;
@@ -158,8 +206,9 @@ impl Optimizer {
                     continue;
                 }
                 let wd = if p.decay { self.weight_decay } else { 0.0 };
-                if !fused_cpu_step(p, &g, wd, &h) {
-                    tensor_step(p, g, wd, &h);
+                let hp = Hyper { lr: h.lr * p.lr_scale, ..h };
+                if !fused_cpu_step(p, &g, wd, &hp) {
+                    tensor_step(p, g, wd, &hp);
                 }
             }
         });
@@ -212,11 +261,14 @@ impl Optimizer {
 /// the moments become views of packed moment buffers.
 fn pack(params: &mut [Param]) -> Vec<FlatGroup> {
     let mut groups = Vec::new();
-    for decay in [true, false] {
-        let members: Vec<usize> = (0..params.len()).filter(|&i| params[i].decay == decay).collect();
-        if members.is_empty() {
-            continue;
+    let mut keys: Vec<(bool, f64)> = Vec::new();
+    for p in params.iter() {
+        if !keys.contains(&(p.decay, p.lr_scale)) {
+            keys.push((p.decay, p.lr_scale));
         }
+    }
+    for (decay, lr_scale) in keys {
+        let members: Vec<usize> = (0..params.len()).filter(|&i| params[i].decay == decay && params[i].lr_scale == lr_scale).collect();
         let var = tch::no_grad(|| Tensor::cat(&members.iter().map(|&i| params[i].var.detach().reshape(-1)).collect::<Vec<_>>(), 0));
         let (exp_avg, exp_avg_sq) = (var.zeros_like(), var.zeros_like());
         let mut offset = 0;
@@ -229,12 +281,13 @@ fn pack(params: &mut [Param]) -> Vec<FlatGroup> {
             p.exp_avg_sq = view(&exp_avg_sq);
             offset += n;
         }
-        groups.push(FlatGroup { members, var, exp_avg, exp_avg_sq, decay });
+        groups.push(FlatGroup { members, var, exp_avg, exp_avg_sq, decay, lr_scale });
     }
     groups
 }
 
 /// The scalars of one Adam update.
+#[derive(Clone, Copy)]
 struct Hyper {
     lr: f64,
     b1: f64,
@@ -413,8 +466,14 @@ mod tests {
             tch::manual_seed(1);
             let n = 70_000; // above the parallel threshold
             let init = Tensor::randn([n], (Kind::Float, tch::Device::Cpu));
-            let mk =
-                || Param { name: "w".into(), var: init.copy(), exp_avg: init.zeros_like(), exp_avg_sq: init.zeros_like(), decay: true };
+            let mk = || Param {
+                name: "w".into(),
+                var: init.copy(),
+                exp_avg: init.zeros_like(),
+                exp_avg_sq: init.zeros_like(),
+                decay: true,
+                lr_scale: 1.0,
+            };
             let (mut a, mut b) = (mk(), mk());
             for step in 1..=5 {
                 let g = Tensor::randn([n], (Kind::Float, tch::Device::Cpu));
@@ -464,6 +523,49 @@ mod tests {
 
     /// The packed (accelerator) path gives the same weights as the
     /// per-tensor path, and the model's own handles see the packed data.
+    /// Adam's first step moves every weight by lr·sign(g), so each parameter's
+    /// move is its layer-wise rate: decay^(L+1-depth), the head at 1.
+    #[test]
+    fn layer_decay_scales_each_depth() {
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let names = [
+            "electra.embeddings.word_embeddings.weight",
+            "electra.encoder.layer.0.dense.weight",
+            "electra.encoder.layer.1.dense.weight",
+            "classifier.weight",
+        ];
+        let vars: Vec<Tensor> = names
+            .iter()
+            .map(|n| {
+                let (path, leaf) = n.rsplit_once('.').unwrap();
+                path.split('.').fold(vs.root(), |p, seg| p / seg).zeros(leaf, &[2])
+            })
+            .collect();
+        let cfg = OptimizerConfig { layer_decay: Some(0.5), ..Default::default() };
+        for packed in [false, true] {
+            let mut opt = Optimizer::new(&vs, &cfg);
+            if packed {
+                opt.flat = pack(&mut opt.params);
+            }
+            opt.zero_grad();
+            let loss = vars.iter().map(|v| v.sum(Kind::Float)).fold(Tensor::from(0.0f32), |a, b| a + b);
+            loss.backward();
+            let before: Vec<f64> = vars.iter().map(|v| v.double_value(&[0])).collect();
+            opt.step(1.0);
+            let moved: Vec<f64> = vars.iter().zip(&before).map(|(v, b)| b - v.double_value(&[0])).collect();
+            for (m, want) in moved.iter().zip([0.125, 0.25, 0.5, 1.0]) {
+                assert!((m - want).abs() < 1e-5, "packed {packed}: moved {moved:?}");
+            }
+            tch::no_grad(|| {
+                vars.iter().for_each(|v| {
+                    let _ = v.shallow_clone().zero_();
+                })
+            });
+        }
+        let e = OptimizerConfig { layer_decay: Some(1.5), ..Default::default() }.validate().unwrap_err().to_string();
+        assert!(e.contains("layer_decay"), "{e}");
+    }
+
     #[test]
     fn packed_groups_match_per_tensor_updates() {
         let _rng = crate::rng_lock();

@@ -25,7 +25,8 @@ pub struct PretrainConfig {
     /// Sequences per step.
     pub batch_size: usize,
     /// Optimizer and schedule (default: ELECTRA-small's, AdamW at 5e-4).
-    /// The learning-rate schedule spans `stop.max_steps` when set, else all epochs.
+    /// The learning-rate schedule spans `stop.max_steps` when set, else all epochs; under
+    /// `stop.time_budget_s` it spans whichever ends first, the steps or the budget.
     #[serde(flatten)]
     pub optimizer: OptimizerConfig,
     /// Epochs (ignored when `max_steps` is set), total optimizer steps

@@ -252,7 +252,12 @@ fn run(model: &mut ElectraForMaskedLM, corpus: &Corpus, cfg: &PretrainConfig, re
             if let Some(max) = ocfg.max_grad_norm {
                 let _ = opt.clip_grad_norm(max);
             }
-            lr = ocfg.lr_at(st.global_step, total);
+            lr = match cfg.stop.time_budget_s {
+                // Under a time budget the schedule spans whichever ends first,
+                // the steps or the budget: warmup and decay fit the minutes given.
+                Some(budget) => ocfg.lr_at_fraction((st.global_step as f64 / total as f64).max(elapsed() / budget)),
+                None => ocfg.lr_at(st.global_step, total),
+            };
             opt.step(lr);
             tch::no_grad(|| {
                 window.loss_sum += loss.detach();
