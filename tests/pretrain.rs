@@ -185,6 +185,31 @@ fn tiny_model_mlm_loss_drops_and_flops_are_counted() {
     assert!(out.tokens <= out.padded_tokens && out.masked_tokens > 0 && out.elapsed_s > 0.0);
 }
 
+/// Under a time budget with a far-off step limit, warmup and decay fit the
+/// budget: the rate rises, peaks and is near zero when the budget runs out
+/// (with a schedule over the step limit it would still be warming up), and
+/// bf16 matrix products train as well.
+#[test]
+fn a_time_budget_schedule_spans_the_budget_in_bf16() {
+    let _guard = serial();
+    let tok = tokenizer();
+    let corpus = Corpus::from_texts(&wos_lines(20), &tok, 32).unwrap();
+    let mut cfg = PretrainConfig { log_every: 1, precision: encoder_bench::models::Precision::Bf16, ..tiny_cfg(32) };
+    cfg.stop = StopConfig { max_steps: Some(1_000_000), time_budget_s: Some(3.0), ..Default::default() };
+    let peak = cfg.optimizer.learning_rate;
+    let mut model = ElectraForMaskedLM::random(&tiny_config(), Device::Cpu, 0);
+    let out = pretrain(&mut model, &corpus, &cfg).unwrap();
+    assert_eq!(out.stop, StopReason::TimeBudget);
+    let lrs: Vec<f64> = out.history.records.iter().map(|r| r.lr).collect();
+    assert!(lrs.len() >= 20, "only {} steps in 3 s", lrs.len());
+    let top = lrs.iter().copied().fold(0.0, f64::max);
+    assert!(top > 0.8 * peak, "the rate never came near its peak {peak}: {lrs:?}");
+    assert!(*lrs.last().unwrap() < 0.2 * peak, "the rate had not decayed at the end: {lrs:?}");
+    assert!(lrs[0] < 0.5 * peak, "no warmup: {lrs:?}");
+    let losses = out.history.losses();
+    assert!(losses.last().unwrap().1 < losses[0].1 - 0.5, "bf16 pre-training did not learn: {losses:?}");
+}
+
 #[test]
 fn resumed_runs_give_the_uninterrupted_history_and_weights() {
     let _guard = serial();
