@@ -44,7 +44,7 @@ fn fit_eval_sweep_and_bench_run_end_to_end() {
     fit.extend(&m);
     fit.extend(["--epochs", "2", "--batch-size", "32", "--lr", "1e-3", "--out", "run"]);
     let text = ok(&fit, d);
-    assert!(text.contains("epoch 2:"), "{text}");
+    assert!(text.contains("epoch 2/2:"), "{text}");
     for f in ["run.json", "history.csv", "accuracy.svg", "accuracy.png", "loss.svg", "confusion.png", "checkpoints/best/model.safetensors"]
     {
         assert!(d.join("run").join(f).exists(), "fit did not write {f}");
