@@ -233,7 +233,9 @@ fn run(model: &mut ElectraForMaskedLM, corpus: &Corpus, cfg: &PretrainConfig, re
     let elapsed = || elapsed_before + watch.elapsed_s();
     let flop_cfg = ModelConfig::Electra(mcfg.clone());
     let mut window = Window::new(device, st.window_loss_sum, st.window_correct, st.window_steps, st.window_masked)?;
-    let bar = Progress::new(total as u64, "pretrain", cfg.progress);
+    // Summarised: under a time budget the step count is a cap, not the length,
+    // so a final frame would read "0% of 100000"; the summary line says what ran.
+    let bar = Progress::new(total as u64, "pretrain", cfg.progress).summarised();
     bar.set_initial(st.global_step as u64);
     let mut lr = ocfg.lr_at(st.global_step.saturating_sub(1), total);
     let mut stop = None;
@@ -305,7 +307,7 @@ fn run(model: &mut ElectraForMaskedLM, corpus: &Corpus, cfg: &PretrainConfig, re
     if stop.is_some() && window.steps > 0 {
         history.records.push(flush(&mut window, &st, per_epoch, lr, st.elapsed_s, true, device)?);
     }
-    Ok(PretrainResult {
+    let out = PretrainResult {
         history,
         stop: stop.unwrap_or(if cfg.stop.max_steps.is_some() { StopReason::MaxSteps } else { StopReason::Completed }),
         steps: st.global_step,
@@ -316,7 +318,36 @@ fn run(model: &mut ElectraForMaskedLM, corpus: &Corpus, cfg: &PretrainConfig, re
         elapsed_s: st.elapsed_s,
         parameters: model.num_parameters(),
         sequences: corpus.len(),
-    })
+    };
+    if cfg.progress != super::progress::ProgressMode::Quiet {
+        println!("{}", out.summary_line());
+    }
+    Ok(out)
+}
+
+impl PretrainResult {
+    /// The run in one line: steps, time, rate, the last loss and accuracy, why it stopped.
+    ///
+    /// ```
+    /// use encoder_bench::train::pretrain::{PretrainHistory, PretrainResult};
+    /// use encoder_bench::train::StopReason;
+    /// let r = PretrainResult { history: PretrainHistory::default(), stop: StopReason::TimeBudget, steps: 120, tokens: 240_000,
+    ///     padded_tokens: 245_760, masked_tokens: 36_000, flops: 1e13, elapsed_s: 60.0, parameters: 13_000_000, sequences: 200 };
+    /// assert_eq!(r.summary_line(), "pretrain: 120 steps in 60 s (2.00 steps/s, 4000 tokens/s), stop: TimeBudget");
+    /// ```
+    pub fn summary_line(&self) -> String {
+        let rate = |x: f64| x / self.elapsed_s.max(1e-9);
+        let last =
+            self.history.records.last().map_or(String::new(), |r| format!(", MLM loss {:.3}, masked accuracy {:.3}", r.loss, r.accuracy));
+        format!(
+            "pretrain: {} steps in {:.0} s ({:.2} steps/s, {:.0} tokens/s){last}, stop: {:?}",
+            self.steps,
+            self.elapsed_s,
+            rate(self.steps as f64),
+            rate(self.tokens as f64),
+            self.stop
+        )
+    }
 }
 
 /// Reads the window back from the device, turns it into a record and clears it.
