@@ -277,7 +277,7 @@ impl NotebookSettings {
     /// when nothing changed). `tokenizer`: the vocabulary it learns.
     pub fn pretraining_curve(&self, ds: &Dataset, tokenizer: &Path, root: &Path, device: tch::Device) -> Result<PretrainingCurve> {
         let mut base = FoldPretraining::new(ElectraConfig::seed_shape(), tokenizer, 0.0, root);
-        base.pretrain.precision = if self.precision == Precision::Bf16 { Precision::Bf16 } else { Precision::Fp32 };
+        base.pretrain.precision = self.precision;
         base.pretrain.progress = ProgressMode::Notebook;
         base.pretrain.stop = StopConfig { max_steps: Some(self.pretrain_steps), stop_file: Some("STOP".into()), ..StopConfig::default() };
         let splits = self.sweep_split(ds).splits(ds)?;

@@ -5,7 +5,7 @@
 //! accuracy carries the sweep's intervals and paired comparisons, and the
 //! pre-training's cost sits beside the fine-tuning's, both measured.
 use super::pretrained::{FoldPretrained, FoldPretraining};
-use super::summary::{Setting, interval_text};
+use super::summary::{self, Setting, interval_text, level_line};
 use super::{Sweep, SweepModel};
 use crate::data::Split;
 use crate::error::Result;
@@ -57,9 +57,9 @@ pub fn point_name(minutes: f64) -> String {
     if minutes == 0.0 { "ELECTRA (random init)".into() } else { format!("ELECTRA (pre-trained {minutes} min)") }
 }
 
+/// The mean of `xs`, NaN when empty (a table cell then reads "NaN", never a made-up 0).
 fn mean(xs: impl Iterator<Item = f64>) -> f64 {
-    let v: Vec<f64> = xs.collect();
-    if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 }
+    summary::mean(&xs.collect::<Vec<_>>()).unwrap_or(f64::NAN)
 }
 
 impl PretrainingCurve {
@@ -119,10 +119,7 @@ impl PretrainingCurve {
             chart.series.push(Series::new(format!("batch size {b}"), points).color(i).with_errors(errors));
         }
         let xs: Vec<f64> = self.points.iter().map(|p| p.minutes).collect();
-        let (lo, hi) = (xs.first().copied().unwrap_or(0.0), xs.last().copied().unwrap_or(1.0));
-        let chance = sw.chance_accuracy();
-        let span = if lo < hi { vec![(lo, chance), (hi, chance)] } else { vec![(lo - 1.0, chance), (lo + 1.0, chance)] };
-        chart.series.push(Series::new("chance (majority class)", span).dashed(true).color(7));
+        chart.series.push(Series::new("chance (majority class)", level_line(&xs, sw.chance_accuracy())).dashed(true).color(7));
         chart
     }
 

@@ -110,8 +110,15 @@ fn p_text(p: f64) -> String {
     if p < 1e-4 { format!("{p:.1e}") } else { format!("{p:.3}") }
 }
 
-fn mean(xs: &[f64]) -> Option<f64> {
+pub(super) fn mean(xs: &[f64]) -> Option<f64> {
     (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64)
+}
+
+/// A horizontal reference line at `y` across the span of `xs` (a unit
+/// either side of a single x), for baseline and chance levels.
+pub(super) fn level_line(xs: &[f64], y: f64) -> Vec<(f64, f64)> {
+    let (lo, hi) = (xs.iter().copied().fold(f64::INFINITY, f64::min), xs.iter().copied().fold(f64::NEG_INFINITY, f64::max));
+    if lo < hi { vec![(lo, y), (hi, y)] } else { vec![(lo - 1.0, y), (lo + 1.0, y)] }
 }
 
 fn seed_of(r: &JobResult) -> Option<u64> {
@@ -500,10 +507,7 @@ impl Sweep {
         chart.percent_y = true;
         chart.y_range = Some((0.0, 1.0));
         let xs: Vec<f64> = self.plan.batch_sizes.iter().map(|&b| b as f64).collect();
-        let span = |y: f64| {
-            let (lo, hi) = (xs.iter().copied().fold(f64::INFINITY, f64::min), xs.iter().copied().fold(f64::NEG_INFINITY, f64::max));
-            if lo < hi { vec![(lo, y), (hi, y)] } else { vec![(lo - 1.0, y), (lo + 1.0, y)] }
-        };
+        let span = |y: f64| level_line(&xs, y);
         for (i, m) in self.plan.models.iter().enumerate() {
             let mine: Vec<&Cell> = self
                 .plan
