@@ -12,6 +12,13 @@
         to OUT_DIR/babylm_model.bin plus OUT_DIR/config.json, and writes the
         logits to OUT_DIR/logits.safetensors.
 
+    .venv/bin/python scripts/mlm_parity.py rtd MODEL_DIR OUT.safetensors
+        Loads MODEL_DIR (written by the Rust replaced-token-detection
+        pre-training) with ElectraForPreTraining.from_pretrained and
+        MODEL_DIR/generator with ElectraForMaskedLM.from_pretrained, fails
+        unless every key of both loaded, and writes the discriminator's logits
+        (`logits`) and the generator's (`generator_logits`) with the inputs.
+
 Padding positions are written too; compare only where attention_mask is 1.
 """
 import json
@@ -20,7 +27,7 @@ import sys
 
 import torch
 from safetensors.torch import save_file
-from transformers import BertTokenizerFast, ElectraConfig, ElectraForMaskedLM
+from transformers import BertTokenizerFast, ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 MINILM = ROOT / "models" / "minilm"
@@ -34,12 +41,32 @@ SENTENCES = [
 
 
 @torch.no_grad()
-def logits_of(model, out):
+def logits_of(model, out, generator=None):
     tok = BertTokenizerFast.from_pretrained(MINILM)
     enc = tok(SENTENCES, truncation=True, max_length=24, padding=True, return_tensors="pt")
     ids, mask, types = enc["input_ids"], enc["attention_mask"], enc["token_type_ids"]
     logits = model.eval()(input_ids=ids, attention_mask=mask, token_type_ids=types).logits
-    save_file({"input_ids": ids, "attention_mask": mask, "token_type_ids": types, "logits": logits.contiguous()}, out)
+    tensors = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types, "logits": logits.contiguous()}
+    if generator is not None:
+        tensors["generator_logits"] = generator.eval()(input_ids=ids, attention_mask=mask, token_type_ids=types).logits.contiguous()
+    save_file(tensors, out)
+
+
+def load_clean(cls, model_dir):
+    model, info = cls.from_pretrained(model_dir, output_loading_info=True, attn_implementation="eager")
+    bad = {k: sorted(v) for k, v in info.items() if v}
+    if bad:
+        sys.exit(f"{model_dir}: did not load cleanly as {cls.__name__}: {bad}")
+    return model
+
+
+def rtd(model_dir, out):
+    disc = load_clean(ElectraForPreTraining, model_dir)
+    gen = load_clean(ElectraForMaskedLM, pathlib.Path(model_dir) / "generator")
+    tied = gen.generator_lm_head.weight.data_ptr() == gen.electra.embeddings.word_embeddings.weight.data_ptr()
+    same = torch.equal(gen.electra.embeddings.word_embeddings.weight, disc.electra.embeddings.word_embeddings.weight)
+    print(json.dumps({"loading_info": {}, "tied": tied, "shared_embeddings": same}))
+    logits_of(disc, out, gen)
 
 
 def load(model_dir, out):
@@ -75,6 +102,8 @@ def random(out_dir):
 def main():
     if len(sys.argv) == 4 and sys.argv[1] == "logits":
         load(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) == 4 and sys.argv[1] == "rtd":
+        rtd(sys.argv[2], sys.argv[3])
     elif len(sys.argv) == 3 and sys.argv[1] == "random":
         random(sys.argv[2])
     else:

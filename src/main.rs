@@ -21,7 +21,7 @@ enum Command {
     Eval(Box<EvalArgs>),
     /// Fine-tune models × batch sizes (the seed's analysis grid) into one results table and charts.
     Sweep(Box<SweepArgs>),
-    /// Pre-train an ELECTRA (masked LM) on plain text into a directory the fine-tuning loader takes.
+    /// Pre-train an ELECTRA (masked LM or replaced-token detection) on plain text into a directory the fine-tuning loader takes.
     Pretrain(Box<PretrainArgs>),
     /// Measure training and evaluation samples/s (compare with bench/reference.py).
     Bench(Box<BenchArgs>),
@@ -240,7 +240,7 @@ struct SweepArgs {
     collect: Option<PathBuf>,
 }
 
-/// Masked-LM pre-training settings (defaults: the seed's ELECTRA shape on the WOS abstracts, 4 minutes).
+/// Pre-training settings (defaults: the seed's ELECTRA shape on the WOS abstracts, 4 minutes, masked LM).
 #[derive(Args)]
 struct PretrainArgs {
     /// Plain-text corpus, one document per line.
@@ -285,6 +285,12 @@ struct PretrainArgs {
     /// fp32, or bf16 matrix products over fp32 weights (about 2x on a CPU with AVX512-BF16/AMX).
     #[arg(long, default_value = "fp32")]
     precision: encoder_bench::models::Precision,
+    /// mlm (masked LM) or rtd (ELECTRA's replaced-token detection: a generator and the discriminator kept).
+    #[arg(long, default_value = "mlm")]
+    objective: encoder_bench::train::pretrain::Objective,
+    /// rtd: the generator's width as a fraction of the discriminator's.
+    #[arg(long, default_value_t = 0.25)]
+    generator_size: f64,
 }
 
 /// Which model to build: a checkpoint, or random weights of a config.
@@ -663,6 +669,8 @@ fn pretrain_cmd(args: PretrainArgs) -> Result<()> {
         progress: ProgressMode::Auto,
         checkpoint_dir: Some(args.out.join("checkpoints")),
         precision: args.precision,
+        objective: args.objective,
+        generator_size: args.generator_size,
         ..Default::default()
     };
     // Before the corpus is tokenised: a bad number is found at once.
@@ -677,16 +685,19 @@ fn pretrain_cmd(args: PretrainArgs) -> Result<()> {
         model_cfg.num_hidden_layers,
         model_cfg.hidden_size
     );
-    let (model, out) = pretrain_to_dir(&model_cfg, &tok, &corpus, &cfg, &args.out, device, args.resume)?;
-    println!("{} parameters; stopped: {:?} after {} steps", model.num_parameters(), out.stop, out.steps);
-    println!("step  epoch   loss   masked-acc   tokens   PFLOP    seconds");
+    let out = pretrain_to_dir(&model_cfg, &tok, &corpus, &cfg, &args.out, device, args.resume)?;
+    println!("{} parameters; stopped: {:?} after {} steps", out.parameters, out.stop, out.steps);
+    println!("step  epoch   loss   masked-acc  rtd-loss  rtd-acc    tokens   PFLOP    seconds");
+    let opt = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.3}"));
     for r in &out.history.records {
         println!(
-            "{:>4}  {:>5.2}  {:>6.3}  {:>9.3}  {:>8}  {:>6.4}  {:>7.1}{}",
+            "{:>4}  {:>5.2}  {:>6.3}  {:>9.3}  {:>8}  {:>7}  {:>8}  {:>6.4}  {:>7.1}{}",
             r.step,
             r.epoch,
             r.loss,
             r.accuracy,
+            opt(r.detection_loss),
+            opt(r.detection_accuracy),
             r.tokens,
             r.flops / 1e15,
             r.elapsed_s,

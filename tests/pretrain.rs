@@ -270,9 +270,9 @@ fn pretrained_dir(dir: &Path) -> ElectraForMaskedLM {
     let corpus = Corpus::from_texts(&wos_lines(4), &tok, 32).unwrap();
     let mut cfg = tiny_cfg(32);
     cfg.stop.max_steps = Some(3);
-    let (model, out) = pretrain_to_dir(&tiny_config(), &tok, &corpus, &cfg, dir, Device::Cpu, false).unwrap();
+    let out = pretrain_to_dir(&tiny_config(), &tok, &corpus, &cfg, dir, Device::Cpu, false).unwrap();
     assert_eq!(out.steps, 3);
-    model
+    ElectraForMaskedLM::load(&ModelSource::Dir(dir.to_path_buf()), Device::Cpu).unwrap().0
 }
 
 #[test]

@@ -138,6 +138,7 @@ pub struct Embeddings {
     position_embeddings: nn::Embedding,
     token_type_embeddings: nn::Embedding,
     layer_norm: nn::LayerNorm,
+    eps: f64,
     dropout: f64,
 }
 
@@ -150,8 +151,37 @@ impl Embeddings {
             position_embeddings: emb("position_embeddings", max_pos),
             token_type_embeddings: emb("token_type_embeddings", type_vocab),
             layer_norm: nn::layer_norm(p / "LayerNorm", vec![width], nn::LayerNormConfig { eps, ..Default::default() }),
+            eps,
             dropout,
         }
+    }
+
+    /// The same tables, shared: every tensor is a handle on this model's own
+    /// (a shallow clone), so a second network built on them reads and trains
+    /// the very same variables. ELECTRA's generator shares the
+    /// discriminator's embeddings this way.
+    pub fn share(&self) -> Embeddings {
+        // tch's modules keep their configs private: build fresh ones in a
+        // scratch store, then point their tensors at ours.
+        let scratch = nn::VarStore::new(tch::Device::Cpu);
+        let p = scratch.root();
+        let size = |t: &Tensor| t.size();
+        let (vocab, width) = (size(&self.word_embeddings.ws)[0], size(&self.word_embeddings.ws)[1]);
+        let mut shared = Embeddings::new(
+            &p,
+            vocab,
+            size(&self.position_embeddings.ws)[0],
+            size(&self.token_type_embeddings.ws)[0],
+            width,
+            self.eps,
+            self.dropout,
+        );
+        shared.word_embeddings.ws = self.word_embeddings.ws.shallow_clone();
+        shared.position_embeddings.ws = self.position_embeddings.ws.shallow_clone();
+        shared.token_type_embeddings.ws = self.token_type_embeddings.ws.shallow_clone();
+        shared.layer_norm.ws = self.layer_norm.ws.as_ref().map(Tensor::shallow_clone);
+        shared.layer_norm.bs = self.layer_norm.bs.as_ref().map(Tensor::shallow_clone);
+        shared
     }
 
     /// The word-embedding lookup. On the CPU its backward emits a sparse

@@ -208,6 +208,14 @@ pub fn init_like_transformers(vs: &nn::VarStore, pad_token_id: Option<i64>) {
     // different weights for the same seed from one process to the next.
     let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
+    init_vars_like_transformers(vars, pad_token_id)
+}
+
+/// [`init_like_transformers`] drawing in the order given: a model that
+/// draws its encoder first gets the same encoder, for the same seed, as any
+/// other model with that encoder (ELECTRA's discriminator and its masked-LM
+/// twin).
+pub fn init_vars_like_transformers(vars: Vec<(String, Tensor)>, pad_token_id: Option<i64>) {
     tch::no_grad(|| {
         for (name, mut v) in vars {
             if name.ends_with("LayerNorm.weight") {

@@ -491,6 +491,29 @@ encoder_config_impl!(BertConfig, "bert", "a BERT");
 encoder_config_impl!(ElectraConfig, "electra", "an ELECTRA");
 
 impl ElectraConfig {
+    /// The generator of replaced-token detection for this discriminator, at
+    /// `size` (ELECTRA's paper: 1/4 to 1/2 works best) of its width: the
+    /// number of attention heads and the feed-forward width scale by `size`,
+    /// the head width, depth and embeddings stay (the two networks share the
+    /// embedding tables, so their width must match).
+    ///
+    /// ```
+    /// let d = encoder_bench::models::ElectraConfig::seed_shape();
+    /// let g = d.generator(0.25);
+    /// assert_eq!((g.hidden_size, g.num_attention_heads, g.intermediate_size), (49, 1, 196));
+    /// assert_eq!((g.embedding_size, g.num_hidden_layers), (d.embedding_size, d.num_hidden_layers));
+    /// ```
+    pub fn generator(&self, size: f64) -> ElectraConfig {
+        let head_dim = self.hidden_size / self.num_attention_heads.max(1);
+        let heads = ((self.num_attention_heads as f64 * size).round() as i64).max(1);
+        ElectraConfig {
+            hidden_size: heads * head_dim,
+            num_attention_heads: heads,
+            intermediate_size: ((self.intermediate_size as f64 * size).round() as i64).max(1),
+            ..self.clone()
+        }
+    }
+
     /// The seed notebook's home-pretrained ELECTRA-small variant: vocabulary
     /// 30522 (bert-base-uncased), embeddings 64, hidden 196, 18 layers,
     /// 4 heads, intermediate 784.

@@ -27,16 +27,25 @@ pub struct ElectraModel {
 impl ElectraModel {
     /// Creates the model under `p` (use `vs.root() / "electra"` as HF does).
     pub fn new(p: &nn::Path, cfg: &ElectraConfig) -> Self {
+        let embeddings = Embeddings::new(
+            &(p / "embeddings"),
+            cfg.vocab_size,
+            cfg.max_position_embeddings,
+            cfg.type_vocab_size,
+            cfg.embedding_size,
+            cfg.layer_norm_eps,
+            cfg.hidden_dropout_prob,
+        );
+        Self::with_embeddings(p, cfg, embeddings)
+    }
+
+    /// Creates the model under `p` on given embedding tables (ELECTRA's
+    /// generator reads the discriminator's, [`Embeddings::share`]); only the
+    /// projection and the encoder are new variables. `cfg.embedding_size`
+    /// must be the tables' width.
+    pub fn with_embeddings(p: &nn::Path, cfg: &ElectraConfig, embeddings: Embeddings) -> Self {
         ElectraModel {
-            embeddings: Embeddings::new(
-                &(p / "embeddings"),
-                cfg.vocab_size,
-                cfg.max_position_embeddings,
-                cfg.type_vocab_size,
-                cfg.embedding_size,
-                cfg.layer_norm_eps,
-                cfg.hidden_dropout_prob,
-            ),
+            embeddings,
             embeddings_project: (cfg.embedding_size != cfg.hidden_size)
                 .then(|| nn::linear(p / "embeddings_project", cfg.embedding_size, cfg.hidden_size, Default::default())),
             encoder: Encoder::new(&(p / "encoder"), &cfg.dims()),

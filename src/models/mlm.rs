@@ -40,10 +40,40 @@ pub const TIED_DECODER_KEY: &str = "generator_lm_head.weight";
 pub struct ElectraForMaskedLM {
     vs: nn::VarStore,
     electra: ElectraModel,
+    head: MlmHead,
+    config: ElectraConfig,
+}
+
+/// ELECTRA's masked-LM head under HF's names, `generator_predictions`
+/// (dense hidden→embedding, GELU, LayerNorm) and `generator_lm_head.bias`;
+/// its decoder is the word-embedding table it is handed, not a variable of
+/// its own. [`ElectraForMaskedLM`] and the generator of replaced-token
+/// detection ([`ElectraRtd`](super::ElectraRtd)) both use it.
+#[derive(Debug)]
+pub struct MlmHead {
     dense: nn::Linear,
     layer_norm: nn::LayerNorm,
-    lm_bias: Tensor,
-    config: ElectraConfig,
+    bias: Tensor,
+}
+
+impl MlmHead {
+    /// Creates `root/generator_predictions.*` and `root/generator_lm_head.bias`.
+    pub fn new(root: &nn::Path, cfg: &ElectraConfig) -> Self {
+        let p = root / "generator_predictions";
+        let dense = nn::linear(&p / "dense", cfg.hidden_size, cfg.embedding_size, Default::default());
+        let ln = nn::LayerNormConfig { eps: cfg.layer_norm_eps, ..Default::default() };
+        let layer_norm = nn::layer_norm(&p / "LayerNorm", vec![cfg.embedding_size], ln);
+        let bias = (root / "generator_lm_head").var("bias", &[cfg.vocab_size], nn::Init::Const(0.0));
+        MlmHead { dense, layer_norm, bias }
+    }
+
+    /// Hidden states `[..., hidden]` → logits `[..., vocab]` through the tied
+    /// decoder `word_embeddings` `[vocab, embedding]`.
+    pub fn forward(&self, hidden: &Tensor, word_embeddings: &Tensor) -> Tensor {
+        // transformers hard-codes exact GELU here, whatever `hidden_act` says.
+        let xs = self.layer_norm.forward(&self.dense.forward(hidden).gelu("none"));
+        xs.linear(word_embeddings, Some(&self.bias))
+    }
 }
 
 impl ElectraForMaskedLM {
@@ -53,20 +83,19 @@ impl ElectraForMaskedLM {
         let vs = nn::VarStore::new(Device::Cpu);
         let root = vs.root();
         let electra = ElectraModel::new(&(&root / "electra"), cfg);
-        let p = &root / "generator_predictions";
-        let dense = nn::linear(&p / "dense", cfg.hidden_size, cfg.embedding_size, Default::default());
-        let ln = nn::LayerNormConfig { eps: cfg.layer_norm_eps, ..Default::default() };
-        let layer_norm = nn::layer_norm(&p / "LayerNorm", vec![cfg.embedding_size], ln);
-        let lm_bias = (&root / "generator_lm_head").var("bias", &[cfg.vocab_size], nn::Init::Const(0.0));
-        ElectraForMaskedLM { vs, electra, dense, layer_norm, lm_bias, config: cfg.clone() }
+        let head = MlmHead::new(&root, cfg);
+        ElectraForMaskedLM { vs, electra, head, config: cfg.clone() }
     }
 
     /// A model initialised as `transformers` initialises a new one (N(0, 0.02)
     /// weights, zero biases, unit LayerNorm scales, zero padding row), seeded
     /// through `tch::manual_seed`, then moved to `device`.
     pub fn random(cfg: &ElectraConfig, device: Device, seed: i64) -> Self {
-        tch::manual_seed(seed);
         let mut model = Self::new(cfg);
+        // Seeded after building, so that what the construction drew does not
+        // matter: a model with more variables that draws this encoder first
+        // gets the same one ([`ElectraRtd::random`](super::ElectraRtd::random)).
+        tch::manual_seed(seed);
         super::classifier::init_like_transformers(&model.vs, cfg.pad_token_id);
         crate::device::move_var_store(&mut model.vs, device).expect("a new model's fp32 variables pass every device rule");
         model
@@ -160,9 +189,7 @@ impl ElectraForMaskedLM {
 
     /// The MLM head on hidden states `[..., hidden]` → logits `[..., vocab]`.
     pub fn head(&self, hidden: &Tensor) -> Tensor {
-        // transformers hard-codes exact GELU here, whatever `hidden_act` says.
-        let xs = self.layer_norm.forward(&self.dense.forward(hidden).gelu("none"));
-        xs.linear(&self.electra.embeddings.word_embeddings.ws, Some(&self.lm_bias))
+        self.head.forward(hidden, &self.electra.embeddings.word_embeddings.ws)
     }
 
     /// Logits `[batch, seq, vocab]` at every position (HF's `logits`);

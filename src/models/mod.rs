@@ -10,6 +10,7 @@ pub mod export;
 pub mod heads;
 pub mod mlm;
 pub mod precision;
+pub mod rtd;
 
 pub use crate::weights::{LoadReport, ModelFamily, ModelFiles, ModelSource, read_weights};
 pub use bert::BertModel;
@@ -21,5 +22,6 @@ pub use compat::check_encoded;
 pub use config::{Activation, BertConfig, ConfigRead, ElectraConfig, ModelConfig};
 pub use electra::ElectraModel;
 pub use heads::Head;
-pub use mlm::ElectraForMaskedLM;
+pub use mlm::{ElectraForMaskedLM, MlmHead};
 pub use precision::{Precision, with_precision};
+pub use rtd::ElectraRtd;

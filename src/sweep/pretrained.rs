@@ -128,7 +128,7 @@ impl FoldPretraining {
                 stop: StopConfig { time_budget_s: Some(self.minutes * 60.0), ..self.pretrain.stop.clone() },
                 ..self.pretrain.clone()
             };
-            Some(pretrain_to_dir(&self.model, tok, &corpus, &cfg, &dir, device, false)?.1)
+            Some(pretrain_to_dir(&self.model, tok, &corpus, &cfg, &dir, device, false)?)
         };
         let json = serde_json::to_string_pretty(&record).map_err(|e| Error::invalid("corpus record", e.to_string()))?;
         // Written last: a fold cut short is pre-trained again, never reused half-done.

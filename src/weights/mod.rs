@@ -20,6 +20,6 @@ pub mod source;
 pub use checkpoint::{KeyMap, LoadReport, load_into, load_set_into};
 pub use family::{FamilySource, ModelFamily, infer_family};
 pub use read::read_weights;
-pub use save::save_pretrained;
+pub use save::{save_pretrained, save_pretrained_vars};
 pub use shards::{ShardIndex, WeightSet};
 pub use source::{ModelFiles, ModelSource};

@@ -20,8 +20,28 @@ use tch::{Device, Tensor, nn};
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn save_pretrained(vs: &nn::VarStore, config: &serde_json::Value, tokenizer: Option<&TextTokenizer>, dir: &Path) -> Result<()> {
+    save_pretrained_vars(vs.variables().into_iter().collect(), config, tokenizer, dir)
+}
+
+/// [`save_pretrained`] of named tensors: a subset of a var store, or its
+/// variables under other names (ELECTRA's generator and discriminator live
+/// in one store and are written as two models).
+///
+/// ```
+/// let dir = tempfile::tempdir()?;
+/// let vars = vec![("electra.w".to_string(), tch::Tensor::zeros([2], (tch::Kind::Float, tch::Device::Cpu)))];
+/// encoder_bench::weights::save_pretrained_vars(vars, &serde_json::json!({"model_type": "electra"}), None, dir.path())?;
+/// assert!(dir.path().join("model.safetensors").exists());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn save_pretrained_vars(
+    vars: Vec<(String, Tensor)>,
+    config: &serde_json::Value,
+    tokenizer: Option<&TextTokenizer>,
+    dir: &Path,
+) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().map(|(k, v)| (k, v.to_device(Device::Cpu))).collect();
+    let mut vars: Vec<(String, Tensor)> = vars.into_iter().map(|(k, v)| (k, v.to_device(Device::Cpu))).collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
     let weights = dir.join("model.safetensors");
     crate::error::write_atomic_with(&weights, |tmp| {

@@ -57,6 +57,56 @@ pub struct PretrainConfig {
     /// stay fp32, as in fine-tuning); bf16 roughly doubles a CPU with
     /// AVX512-BF16/AMX.
     pub precision: Precision,
+    /// What is learned: masked LM, or ELECTRA's replaced-token detection.
+    pub objective: Objective,
+    /// Replaced-token detection: the generator's width as a fraction of the
+    /// discriminator's ([`ElectraConfig::generator`](crate::models::ElectraConfig::generator)).
+    pub generator_size: f64,
+    /// Replaced-token detection: the weight of the discriminator's loss
+    /// beside the generator's (the paper's λ = 50).
+    pub discriminator_weight: f64,
+}
+
+/// The pre-training objective.
+///
+/// ```
+/// use encoder_bench::train::pretrain::Objective;
+/// assert_eq!("RTD".parse::<Objective>()?, Objective::Rtd);
+/// assert_eq!(Objective::Mlm.to_string(), "mlm");
+/// assert!("clm".parse::<Objective>().unwrap_err().to_string().contains("expected mlm or rtd"));
+/// # Ok::<(), encoder_bench::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Objective {
+    /// Masked LM (BERT's): predict the chosen tokens; the encoder of an
+    /// `ElectraForMaskedLM` is kept.
+    #[default]
+    Mlm,
+    /// Replaced-token detection (ELECTRA's): a small generator fills the
+    /// masked positions and the discriminator, the model kept, tells
+    /// replaced tokens from originals at every position.
+    Rtd,
+}
+
+impl std::fmt::Display for Objective {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Objective::Mlm => "mlm",
+            Objective::Rtd => "rtd",
+        })
+    }
+}
+
+impl std::str::FromStr for Objective {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "mlm" => Ok(Objective::Mlm),
+            "rtd" => Ok(Objective::Rtd),
+            other => Err(Error::invalid("objective", format!("`{other}`: expected mlm or rtd"))),
+        }
+    }
 }
 
 impl Default for PretrainConfig {
@@ -75,6 +125,9 @@ impl Default for PretrainConfig {
             checkpoint_dir: None,
             checkpoint_every: None,
             precision: Precision::Fp32,
+            objective: Objective::Mlm,
+            generator_size: 0.25,
+            discriminator_weight: 50.0,
         }
     }
 }
@@ -110,6 +163,12 @@ impl PretrainConfig {
         if self.stop.epochs > MAX_EPOCHS {
             return bad("epochs", format!("{} is more than {MAX_EPOCHS}: expected 1..={MAX_EPOCHS}", self.stop.epochs));
         }
+        if !(self.generator_size > 0.0 && self.generator_size <= 1.0) {
+            return bad("generator_size", format!("{} is outside (0, 1]: the generator's width as a fraction of the discriminator's", self.generator_size));
+        }
+        if !(self.discriminator_weight.is_finite() && self.discriminator_weight > 0.0) {
+            return bad("discriminator_weight", format!("{}: expected a positive number (the paper's is 50)", self.discriminator_weight));
+        }
         self.optimizer.validate()?;
         self.stop.validate()
     }
@@ -130,8 +189,8 @@ impl PretrainConfig {
 
     /// The fields that decide which batches and masks are drawn; a resumed
     /// run must not change them.
-    pub(super) fn data_recipe(&self) -> (usize, usize, u64, [u64; 3]) {
+    pub(super) fn data_recipe(&self) -> (usize, usize, u64, [u64; 3], Objective, u64) {
         let bits = [self.mask_prob.to_bits(), self.mask_token_ratio.to_bits(), self.random_token_ratio.to_bits()];
-        (self.max_len, self.batch_size, self.seed, bits)
+        (self.max_len, self.batch_size, self.seed, bits, self.objective, self.generator_size.to_bits())
     }
 }

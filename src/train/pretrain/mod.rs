@@ -28,23 +28,25 @@
 //! ```
 mod config;
 mod masking;
+mod objective;
 
-pub use config::PretrainConfig;
+pub use config::{Objective, PretrainConfig};
+pub use objective::{Detection, PretrainingModel, StepOutput};
 pub use masking::{Corpus, IGNORE_INDEX, MlmBatch, MlmBatches, epoch_batches};
 
 use super::checkpoint::{
     PRETRAINING_SALT, RunLock, StopReason, StopWatch, check_finite_weights, read_state, restore_weights, save_checkpoint, saved_dir,
     step_seed, torch_seed,
 };
-use super::flops::{TRAIN_FACTOR, encoder_forward_flops, mlm_head_forward_flops};
+use super::flops::TRAIN_FACTOR;
 use super::optim::Optimizer;
 use super::progress::Progress;
 use crate::error::{Error, Result};
-use crate::models::{ElectraConfig, ElectraForMaskedLM, ModelConfig, with_precision};
+use crate::models::{ElectraConfig, ElectraForMaskedLM, ElectraRtd};
 use crate::tokenizer::TextTokenizer;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 /// The corpus used when none is given: the shipped WOS sample's abstracts.
 pub const DEFAULT_CORPUS: &str = "../shared/data/wos-sample/X.txt";
@@ -56,10 +58,19 @@ pub struct PretrainRecord {
     pub step: usize,
     /// Epochs done, fractional (`step / steps per epoch`).
     pub epoch: f64,
-    /// Mean masked-LM loss (cross-entropy over chosen positions) of the window's steps.
+    /// Mean masked-LM loss (cross-entropy over chosen positions) of the
+    /// window's steps; under replaced-token detection, the generator's.
     pub loss: f64,
     /// Fraction of the window's chosen positions whose original token is the argmax.
     pub accuracy: f64,
+    /// Replaced-token detection: the discriminator's mean loss (binary
+    /// cross-entropy over real tokens) of the window's steps.
+    #[serde(default)]
+    pub detection_loss: Option<f64>,
+    /// Replaced-token detection: the fraction of the window's real tokens
+    /// the discriminator classified right.
+    #[serde(default)]
+    pub detection_accuracy: Option<f64>,
     /// Chosen positions in the window.
     pub masked_tokens: u64,
     /// Real (non-padding) tokens processed since the start of the run.
@@ -128,12 +139,44 @@ struct Window {
     loss_sum: Tensor,
     correct: Tensor,
     masked: u64,
+    detection: Option<DetectionWindow>,
+}
+
+/// The discriminator's running sums (replaced-token detection).
+struct DetectionWindow {
+    loss_sum: Tensor,
+    correct: Tensor,
+    tokens: Tensor,
+}
+
+/// A window's sums as a checkpoint keeps them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct DetectionSums {
+    loss_sum: f32,
+    correct: i64,
+    tokens: i64,
 }
 
 impl Window {
-    fn new(device: Device, loss_sum: f32, correct: i64, steps: usize, masked: u64) -> Result<Self> {
+    fn new(device: Device, loss_sum: f32, correct: i64, steps: usize, masked: u64, detection: Option<&DetectionSums>) -> Result<Self> {
         let on_device = |t: Tensor| crate::device::to_device(&t, device);
-        Ok(Window { steps, loss_sum: on_device(Tensor::from(loss_sum))?, correct: on_device(Tensor::from(correct))?, masked })
+        let detection = match detection {
+            Some(d) => Some(DetectionWindow {
+                loss_sum: on_device(Tensor::from(d.loss_sum))?,
+                correct: on_device(Tensor::from(d.correct))?,
+                tokens: on_device(Tensor::from(d.tokens))?,
+            }),
+            None => None,
+        };
+        Ok(Window { steps, loss_sum: on_device(Tensor::from(loss_sum))?, correct: on_device(Tensor::from(correct))?, masked, detection })
+    }
+
+    fn sums(&self) -> Option<DetectionSums> {
+        self.detection.as_ref().map(|d| DetectionSums {
+            loss_sum: d.loss_sum.double_value(&[]) as f32,
+            correct: d.correct.int64_value(&[]),
+            tokens: d.tokens.int64_value(&[]),
+        })
     }
 }
 
@@ -152,15 +195,19 @@ struct PretrainState {
     window_loss_sum: f32,
     window_correct: i64,
     window_masked: u64,
+    #[serde(default)]
+    window_detection: Option<DetectionSums>,
     history: PretrainHistory,
     config: PretrainConfig,
 }
 
-/// Pre-trains `model` with masked-LM on `corpus` per `cfg` and returns the
-/// history (step, loss, masked-token accuracy, tokens, FLOPs, wall time).
-/// Stops cleanly at `max_steps`/`epochs`, when `time_budget_s` runs out or
-/// when `stop_file` appears, writing `checkpoint_dir/last/` if set.
-pub fn pretrain(model: &mut ElectraForMaskedLM, corpus: &Corpus, cfg: &PretrainConfig) -> Result<PretrainResult> {
+/// Pre-trains `model` on `corpus` per `cfg` (masked LM for an
+/// [`ElectraForMaskedLM`], replaced-token detection for an [`ElectraRtd`])
+/// and returns the history (step, loss, masked-token accuracy, tokens,
+/// FLOPs, wall time). Stops cleanly at `max_steps`/`epochs`, when
+/// `time_budget_s` runs out or when `stop_file` appears, writing
+/// `checkpoint_dir/last/` if set.
+pub fn pretrain<M: PretrainingModel>(model: &mut M, corpus: &Corpus, cfg: &PretrainConfig) -> Result<PretrainResult> {
     run(model, corpus, cfg, None)
 }
 
@@ -168,7 +215,7 @@ pub fn pretrain(model: &mut ElectraForMaskedLM, corpus: &Corpus, cfg: &PretrainC
 /// [`pretrain`] with the same corpus and data settings): weights, optimizer
 /// moments, position, counters and history are restored, and the result is
 /// the one the uninterrupted run would have given.
-pub fn resume_pretraining(model: &mut ElectraForMaskedLM, corpus: &Corpus, cfg: &PretrainConfig) -> Result<PretrainResult> {
+pub fn resume_pretraining<M: PretrainingModel>(model: &mut M, corpus: &Corpus, cfg: &PretrainConfig) -> Result<PretrainResult> {
     let dir = cfg
         .checkpoint_dir
         .as_ref()
@@ -176,8 +223,14 @@ pub fn resume_pretraining(model: &mut ElectraForMaskedLM, corpus: &Corpus, cfg: 
     run(model, corpus, cfg, Some(saved_dir(dir, "last")))
 }
 
-fn run(model: &mut ElectraForMaskedLM, corpus: &Corpus, cfg: &PretrainConfig, resume_from: Option<PathBuf>) -> Result<PretrainResult> {
+fn run<M: PretrainingModel>(model: &mut M, corpus: &Corpus, cfg: &PretrainConfig, resume_from: Option<PathBuf>) -> Result<PretrainResult> {
     cfg.validate()?;
+    if model.objective() != cfg.objective {
+        return Err(Error::invalid(
+            "objective",
+            format!("the config says {} but the model given pre-trains with {}", cfg.objective, model.objective()),
+        ));
+    }
     cfg.precision.check_device(model.var_store().device())?;
     let _lock = cfg.checkpoint_dir.as_deref().map(RunLock::acquire).transpose()?;
     crate::device::retain_freed_cpu_memory();
@@ -219,6 +272,7 @@ fn run(model: &mut ElectraForMaskedLM, corpus: &Corpus, cfg: &PretrainConfig, re
         window_loss_sum: 0.0,
         window_correct: 0,
         window_masked: 0,
+        window_detection: None,
         history: PretrainHistory::default(),
         config: cfg.clone(),
     };
@@ -231,8 +285,9 @@ fn run(model: &mut ElectraForMaskedLM, corpus: &Corpus, cfg: &PretrainConfig, re
     let watch = StopWatch::start(&cfg.stop);
     let elapsed_before = st.elapsed_s;
     let elapsed = || elapsed_before + watch.elapsed_s();
-    let flop_cfg = ModelConfig::Electra(mcfg.clone());
-    let mut window = Window::new(device, st.window_loss_sum, st.window_correct, st.window_steps, st.window_masked)?;
+    let fresh_detection = (cfg.objective == Objective::Rtd).then(DetectionSums::default);
+    let detection = st.window_detection.clone().or(fresh_detection);
+    let mut window = Window::new(device, st.window_loss_sum, st.window_correct, st.window_steps, st.window_masked, detection.as_ref())?;
     // Summarised: under a time budget the step count is a cap, not the length,
     // so a final frame would read "0% of 100000"; the summary line says what ran.
     let bar = Progress::new(total as u64, "pretrain", cfg.progress).summarised();
@@ -244,13 +299,9 @@ fn run(model: &mut ElectraForMaskedLM, corpus: &Corpus, cfg: &PretrainConfig, re
         batches.advance(st.epoch_step);
         for b in batches {
             tch::manual_seed(torch_seed(step_seed(PRETRAINING_SALT, cfg.seed, st.epoch, st.epoch_step)));
-            let positions = b.labels.ne(IGNORE_INDEX);
-            let targets = b.labels.masked_select(&positions);
-            let logits = with_precision(cfg.precision, || model.masked_logits(&b.input_ids, &b.attention_mask, None, &positions, true))
-                .to_kind(Kind::Float);
-            let loss = logits.cross_entropy_loss::<Tensor>(&targets, None, tch::Reduction::Mean, IGNORE_INDEX, 0.0);
+            let out = model.step(&b, cfg);
             opt.zero_grad();
-            loss.backward();
+            out.loss.backward();
             if let Some(max) = ocfg.max_grad_norm {
                 let _ = opt.clip_grad_norm(max);
             }
@@ -262,8 +313,13 @@ fn run(model: &mut ElectraForMaskedLM, corpus: &Corpus, cfg: &PretrainConfig, re
             };
             opt.step(lr);
             tch::no_grad(|| {
-                window.loss_sum += loss.detach();
-                window.correct += logits.argmax(-1, false).eq_tensor(&targets).sum(Kind::Int64);
+                window.loss_sum += &out.mlm_loss;
+                window.correct += &out.mlm_correct;
+                if let (Some(w), Some(d)) = (window.detection.as_mut(), out.detection.as_ref()) {
+                    w.loss_sum += &d.loss;
+                    w.correct += &d.correct;
+                    w.tokens += &d.tokens;
+                }
             });
             window.steps += 1;
             window.masked += b.masked as u64;
@@ -272,7 +328,7 @@ fn run(model: &mut ElectraForMaskedLM, corpus: &Corpus, cfg: &PretrainConfig, re
             st.tokens += b.tokens as u64;
             st.padded_tokens += (b.rows * b.width) as u64;
             st.masked_tokens += b.masked as u64;
-            st.flops += TRAIN_FACTOR * (encoder_forward_flops(&flop_cfg, b.rows, b.width) + mlm_head_forward_flops(&mcfg, b.masked));
+            st.flops += TRAIN_FACTOR * model.forward_flops(&b);
             bar.inc(1);
             if st.global_step.is_multiple_of(cfg.log_every) || st.global_step == total {
                 let rec = flush(&mut window, &st, per_epoch, lr, elapsed(), false, device)?;
@@ -368,11 +424,21 @@ fn flush(
         )));
     }
     let correct = w.correct.int64_value(&[]);
+    let detection = w.sums();
+    let detection_loss = detection.as_ref().map(|d| d.loss_sum as f64 / w.steps.max(1) as f64);
+    if let Some(l) = detection_loss.filter(|l| !l.is_finite()) {
+        return Err(Error::Training(format!(
+            "replaced-token detection loss became {l} by step {}: stopped (the learning rate may be too high); the last checkpoint, if any, is kept",
+            st.global_step
+        )));
+    }
     let rec = PretrainRecord {
         step: st.global_step,
         epoch: st.global_step as f64 / per_epoch as f64,
         loss,
         accuracy: correct as f64 / w.masked.max(1) as f64,
+        detection_loss,
+        detection_accuracy: detection.as_ref().map(|d| d.correct as f64 / d.tokens.max(1) as f64),
         masked_tokens: w.masked,
         tokens: st.tokens,
         flops: st.flops,
@@ -380,28 +446,29 @@ fn flush(
         elapsed_s,
         partial,
     };
-    *w = Window::new(device, 0.0, 0, 0, 0)?;
+    *w = Window::new(device, 0.0, 0, 0, 0, detection.map(|_| DetectionSums::default()).as_ref())?;
     Ok(rec)
 }
 
 /// Writes `dir/last` (the run core's [`save_checkpoint`]) with the open
 /// log window, so a resumed run completes it.
-fn save_last(model: &ElectraForMaskedLM, opt: &Optimizer, st: &mut PretrainState, w: &Window, dir: &Path) -> Result<()> {
+fn save_last<M: PretrainingModel>(model: &M, opt: &Optimizer, st: &mut PretrainState, w: &Window, dir: &Path) -> Result<()> {
     st.window_steps = w.steps;
+    st.window_detection = w.sums();
     st.window_loss_sum = w.loss_sum.double_value(&[]) as f32;
     st.window_correct = w.correct.int64_value(&[]);
     st.window_masked = w.masked;
     check_finite_weights(model.var_store(), &format!("pre-training at step {}", st.global_step))?;
-    save_checkpoint(dir, "last", |d| model.save(d, None), Some(opt), &*st)
+    save_checkpoint(dir, "last", |d| model.save_all(d), Some(opt), &*st)
 }
 
-fn restore(model: &ElectraForMaskedLM, opt: &mut Optimizer, from: &Path, cfg: &PretrainConfig) -> Result<PretrainState> {
+fn restore<M: PretrainingModel>(model: &M, opt: &mut Optimizer, from: &Path, cfg: &PretrainConfig) -> Result<PretrainState> {
     let st: PretrainState = read_state(from)?;
     if st.config.data_recipe() != cfg.data_recipe() {
         return Err(Error::config(
             from.join(super::checkpoint::TRAINER_STATE),
             "config",
-            "max_len, batch_size, seed or the masking ratios differ from the run being resumed: its batches could not be continued",
+            "max_len, batch_size, seed, the masking ratios, the objective or the generator size differ from the run being resumed: it could not be continued",
         ));
     }
     restore_weights(from, model.var_store(), opt)?;
@@ -419,13 +486,16 @@ pub struct PretrainSummary {
     pub result: PretrainResult,
 }
 
-/// Pre-trains a new `ElectraForMaskedLM` of shape `model_config` (HF
-/// initialisation, seeded by `cfg.seed`) on `corpus` and writes `out_dir`:
-/// `config.json`, `model.safetensors`, `tokenizer.json` and
-/// `pretrain_summary.json`. The directory loads with
-/// `ModelSource::Dir(out_dir)` for fine-tuning, and in Python with
-/// `ElectraForMaskedLM.from_pretrained`. With `resume`, an existing
-/// `checkpoint_dir/last/` is continued instead of starting afresh.
+/// Pre-trains a new ELECTRA of shape `model_config` (HF initialisation,
+/// seeded by `cfg.seed`) on `corpus` with `cfg.objective` and writes
+/// `out_dir`: `config.json`, `model.safetensors`, `tokenizer.json` and
+/// `pretrain_summary.json`. Masked LM writes an `ElectraForMaskedLM`;
+/// replaced-token detection writes the discriminator as an
+/// `ElectraForPreTraining`, and its generator as an `ElectraForMaskedLM` in
+/// `out_dir/generator/`. The directory loads with `ModelSource::Dir(out_dir)`
+/// for fine-tuning, and in Python with `from_pretrained` of the class named
+/// in its config. With `resume`, an existing `checkpoint_dir/last/` is
+/// continued instead of starting afresh.
 pub fn pretrain_to_dir(
     model_config: &ElectraConfig,
     tokenizer: &TextTokenizer,
@@ -434,7 +504,7 @@ pub fn pretrain_to_dir(
     out_dir: impl AsRef<Path>,
     device: Device,
     resume: bool,
-) -> Result<(ElectraForMaskedLM, PretrainResult)> {
+) -> Result<PretrainResult> {
     let out = out_dir.as_ref();
     let resumable = cfg.checkpoint_dir.as_ref().is_some_and(|d| saved_dir(d, "last").join(super::checkpoint::TRAINER_STATE).exists());
     if resume && !resumable {
@@ -450,11 +520,30 @@ pub fn pretrain_to_dir(
     }
     // A config made in code has not met `ElectraConfig::from_file`'s checks.
     model_config.validate(Path::new("model_config"))?;
-    let mut model = ElectraForMaskedLM::random(model_config, device, cfg.seed as i64);
-    let result = if resume { resume_pretraining(&mut model, corpus, cfg)? } else { pretrain(&mut model, corpus, cfg)? };
-    model.save(out, Some(tokenizer))?;
+    let seed = cfg.seed as i64;
+    let result = match cfg.objective {
+        Objective::Mlm => train_and_save(&mut ElectraForMaskedLM::random(model_config, device, seed), tokenizer, corpus, cfg, out, resume)?,
+        Objective::Rtd => {
+            cfg.validate()?; // the generator size, before a model is built from it
+            let mut model = ElectraRtd::random(model_config, cfg.generator_size, device, seed);
+            train_and_save(&mut model, tokenizer, corpus, cfg, out, resume)?
+        }
+    };
     let summary = PretrainSummary { config: cfg.clone(), model: model_config.clone(), result: result.clone() };
     let json = serde_json::to_string_pretty(&summary).map_err(|e| Error::invalid("summary", e.to_string()))?;
     crate::error::write_atomic(out.join("pretrain_summary.json"), json.as_bytes())?;
-    Ok((model, result))
+    Ok(result)
+}
+
+fn train_and_save<M: PretrainingModel>(
+    model: &mut M,
+    tokenizer: &TextTokenizer,
+    corpus: &Corpus,
+    cfg: &PretrainConfig,
+    out: &Path,
+    resume: bool,
+) -> Result<PretrainResult> {
+    let result = if resume { resume_pretraining(model, corpus, cfg)? } else { pretrain(model, corpus, cfg)? };
+    model.save(out, Some(tokenizer))?;
+    Ok(result)
 }
