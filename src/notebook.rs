@@ -9,8 +9,14 @@ use crate::models::{ElectraConfig, ModelSource, Precision};
 use crate::report::HtmlTable;
 use crate::report::html::html_table;
 use crate::sweep::{DataSpec, FoldPretraining, PretrainingCurve, SplitSpec, SweepModel, SweepPlan};
+use crate::train::pretrain::Objective;
 use crate::train::{OptimizerConfig, OptimizerKind, ProgressMode, Schedule, StopConfig, TrainConfig};
 use std::path::{Path, PathBuf};
+
+/// The pre-training objective of the notebook's ELECTRAs unless
+/// `PRETRAIN_OBJECTIVE` says otherwise: the better one in accuracy per
+/// minute of the side-by-side measurement in the README.
+pub const DEFAULT_OBJECTIVE: Objective = Objective::Mlm;
 
 /// Every setting the notebook reads, with its value.
 ///
@@ -66,12 +72,15 @@ pub struct NotebookSettings {
     pub pretrain_minutes: Vec<f64>,
     /// `PRETRAIN_STEPS`: a cap on pre-training steps per fold.
     pub pretrain_steps: usize,
+    /// `PRETRAIN_OBJECTIVE`: the objectives each budget is spent on (`mlm`,
+    /// `rtd`, or both to compare them).
+    pub pretrain_objectives: Vec<Objective>,
     /// Variables that were set, as read.
     pub set: Vec<(String, String)>,
 }
 
 /// The variables [`NotebookSettings`] reads.
-pub const VARIABLES: [&str; 20] = [
+pub const VARIABLES: [&str; 21] = [
     "SEED_SETTINGS",
     "WOS_DIR",
     "TRAIN_SIZE",
@@ -91,6 +100,7 @@ pub const VARIABLES: [&str; 20] = [
     "SWEEP_SEEDS",
     "PRETRAIN_MINUTES",
     "PRETRAIN_STEPS",
+    "PRETRAIN_OBJECTIVE",
     "SAMPLE",
 ];
 
@@ -207,6 +217,11 @@ impl NotebookSettings {
             sweep_seeds: num("SWEEP_SEEDS", 1, 1)? as u64,
             pretrain_minutes,
             pretrain_steps: num("PRETRAIN_STEPS", 100_000, 1)?,
+            pretrain_objectives: match val("PRETRAIN_OBJECTIVE") {
+                None => vec![DEFAULT_OBJECTIVE],
+                Some(v) => Objective::parse_list(&v)
+                    .map_err(|_| Error::invalid("PRETRAIN_OBJECTIVE", format!("`{v}`: expected mlm, rtd or mlm,rtd")))?,
+            },
             set,
         })
     }
@@ -281,7 +296,7 @@ impl NotebookSettings {
         base.pretrain.progress = ProgressMode::Notebook;
         base.pretrain.stop = StopConfig { max_steps: Some(self.pretrain_steps), stop_file: Some("STOP".into()), ..StopConfig::default() };
         let splits = self.sweep_split(ds).splits(ds)?;
-        PretrainingCurve::run(&base, &self.pretrain_minutes, &splits, device)
+        PretrainingCurve::run(&base, &self.pretrain_objectives, &self.pretrain_minutes, &splits, device)
     }
 
     /// Whether each sweep model gets the recipe of its family and size
@@ -398,7 +413,8 @@ impl NotebookSettings {
         }
         if !self.pretrain_minutes.is_empty() {
             out.push(format!(
-                "ELECTRA: pre-trained here for {} minute(s) per fold on that fold's training texts only (0: random initialisation); the seed pre-trained its own elsewhere.",
+                "ELECTRA: pre-trained here with {} for {} minute(s) per fold on that fold's training texts only (0: random initialisation); the seed pre-trained its own elsewhere.",
+                self.pretrain_objectives.iter().map(|o| o.name()).collect::<Vec<_>>().join(" and "),
                 self.pretrain_minutes.iter().map(|m| m.to_string()).collect::<Vec<_>>().join(", ")
             ));
         }
@@ -445,6 +461,7 @@ impl NotebookSettings {
             row("SWEEP_SEEDS", self.sweep_seeds.to_string()),
             row("PRETRAIN_MINUTES", self.pretrain_minutes.iter().map(|m| m.to_string()).collect::<Vec<_>>().join(",")),
             row("PRETRAIN_STEPS", self.pretrain_steps.to_string()),
+            row("PRETRAIN_OBJECTIVE", self.pretrain_objectives.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(",")),
         ];
         HtmlTable(html_table(&["variable".into(), "value".into(), "".into()], &rows))
     }
@@ -475,6 +492,7 @@ mod tests {
             ("SAMPLE", "1.5"),
             ("PRETRAIN_MINUTES", "1,-2"),
             ("PRETRAIN_MINUTES", "two"),
+            ("PRETRAIN_OBJECTIVE", "clm"),
         ] {
             let e = with(&[(k, v)]).unwrap_err().to_string();
             assert!(e.contains(k), "{k}={v}: {e}");

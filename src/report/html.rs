@@ -390,6 +390,47 @@ pub fn load_report_html(report: &LoadReport) -> String {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HtmlTable(pub String);
 
+impl HtmlTable {
+    /// The table as plain text for a terminal: one line per row, cells
+    /// separated by ` | `, tags dropped and entities decoded.
+    ///
+    /// ```
+    /// use encoder_bench::report::html::{HtmlTable, html_table};
+    /// let t = HtmlTable(html_table(&["model".into(), "acc".into()], &[vec!["a & b".into(), "85.2".into()]]));
+    /// assert_eq!(t.to_text(), "model | acc\na & b | 85.2");
+    /// ```
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let mut row: Vec<String> = Vec::new();
+        let mut cell = String::new();
+        let mut rest = self.0.as_str();
+        while let Some(open) = rest.find('<') {
+            cell.push_str(&rest[..open]);
+            let close = rest[open..].find('>').map_or(rest.len(), |c| open + c + 1);
+            let tag = &rest[open..close];
+            let name: String = tag.trim_start_matches('<').chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '/').collect();
+            if name == "td" || name == "th" {
+                cell.clear(); // what lay between cells (layout whitespace)
+            } else if name == "/td" || name == "/th" {
+                row.push(decode(cell.trim()));
+                cell.clear();
+            } else if name == "/tr" {
+                if !out.is_empty() {
+                    out.push('\n');
+                }
+                out.push_str(&row.join(" | "));
+                row.clear();
+            }
+            rest = &rest[close..];
+        }
+        out
+    }
+}
+
+fn decode(s: &str) -> String {
+    s.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&#39;", "'").replace("&amp;", "&")
+}
+
 impl std::fmt::Display for HtmlTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)

@@ -89,6 +89,35 @@ pub enum Objective {
     Rtd,
 }
 
+impl Objective {
+    /// The short name a report shows: `MLM` or `RTD`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Objective::Mlm => "MLM",
+            Objective::Rtd => "RTD",
+        }
+    }
+
+    /// A comma-separated list, as settings give it (`mlm,rtd`).
+    ///
+    /// ```
+    /// use encoder_bench::train::pretrain::Objective;
+    /// assert_eq!(Objective::parse_list("rtd, mlm")?, vec![Objective::Rtd, Objective::Mlm]);
+    /// assert!(Objective::parse_list("").is_err());
+    /// # Ok::<(), encoder_bench::Error>(())
+    /// ```
+    pub fn parse_list(s: &str) -> Result<Vec<Objective>> {
+        let mut out = Vec::new();
+        for part in s.split(',') {
+            let o: Objective = part.parse()?;
+            if !out.contains(&o) {
+                out.push(o);
+            }
+        }
+        Ok(out)
+    }
+}
+
 impl std::fmt::Display for Objective {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
