@@ -1,11 +1,13 @@
 //! ELECTRAs pre-trained per fold: no test (or validation) text reaches a
 //! fold's pre-training corpus, the weights are reused only for the same
 //! corpus and settings, the 0-minute twin is the pre-training's own starting
-//! point, and a sweep fine-tunes fold k from fold k's weights. Tiny models
+//! point, a sweep fine-tunes fold k from fold k's weights, and a curve
+//! spends each budget on each objective from one twin. Tiny models
 //! (width 32) on the WOS sample, so the file runs in seconds.
 use encoder_bench::data::{Dataset, Split, WosLevel};
 use encoder_bench::models::{ElectraConfig, ElectraForMaskedLM, ModelSource, read_weights};
-use encoder_bench::sweep::{DataSpec, FoldPretraining, SplitSpec, SweepPlan, sweep};
+use encoder_bench::sweep::{DataSpec, FoldPretraining, PretrainingCurve, SplitSpec, SweepPlan, sweep};
+use encoder_bench::train::pretrain::Objective;
 use encoder_bench::train::{ProgressMode, StopConfig, TrainConfig};
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -124,4 +126,55 @@ fn a_sweep_fine_tunes_each_fold_from_its_own_weights() {
     plan.split = SplitSpec::kfold(3, 0);
     let e = sweep(&plan, Device::Cpu, |_| {}).unwrap_err().to_string();
     assert!(e.contains("ELECTRA (tiny)") && e.contains("2 folds"), "{e}");
+}
+
+/// Both objectives on one curve: one random-init twin, one point per
+/// objective and budget, each written as its objective's model, and the
+/// report lines start at the shared twin and compare the objectives.
+#[test]
+fn a_curve_spends_each_budget_on_each_objective_from_one_twin() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = pretraining(0.05, tmp.path());
+    let split = SplitSpec { validation: Some(Default::default()), ..SplitSpec::kfold(2, 0) };
+    let data = DataSpec { first: Some(70), ..DataSpec::new(wos()) };
+    let splits = split.splits(&data.read().unwrap()).unwrap();
+    let curve = PretrainingCurve::run(&p, &[Objective::Mlm, Objective::Rtd], &[0.05, 0.0, 0.05], &splits, Device::Cpu).unwrap();
+    let names: Vec<String> = curve.models().into_iter().map(|m| m.name).collect();
+    assert_eq!(names, ["ELECTRA (random init)", "ELECTRA (MLM, 0.05 min)", "ELECTRA (RTD, 0.05 min)"]);
+    assert_eq!(curve.objectives(), [Objective::Mlm, Objective::Rtd]);
+    let arch = |dir: &std::path::Path| -> serde_json::Value {
+        serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap()["architectures"].clone()
+    };
+    let [twin, mlm, rtd] = &curve.points[..] else { panic!("{:?}", curve.points) };
+    assert_eq!(twin.folds[0].dir, tmp.path().join("0min/fold-1"));
+    assert_eq!(arch(&mlm.folds[1].dir), serde_json::json!(["ElectraForMaskedLM"]));
+    assert_eq!(arch(&rtd.folds[1].dir), serde_json::json!(["ElectraForPreTraining"]));
+    assert!(rtd.folds.iter().all(|f| f.result.as_ref().unwrap().history.records.iter().all(|r| r.detection_loss.is_some())));
+    assert!(mlm.folds.iter().all(|f| f.result.as_ref().unwrap().history.records.iter().all(|r| r.detection_loss.is_none())));
+
+    let plan = SweepPlan {
+        data,
+        data_fingerprint: None,
+        split,
+        models: curve.models(),
+        batch_sizes: vec![16],
+        seeds: vec![0],
+        baseline: false,
+        train: TrainConfig {
+            max_len: 32,
+            progress: ProgressMode::Quiet,
+            stop: StopConfig { epochs: 1, ..Default::default() },
+            ..Default::default()
+        },
+    };
+    let sw = sweep(&plan, Device::Cpu, |_| {}).unwrap();
+    let chart = curve.chart(&sw);
+    let lines: Vec<(&str, Vec<f64>)> = chart.series.iter().map(|s| (s.name.as_str(), s.points.iter().map(|p| p.0).collect())).collect();
+    assert_eq!(lines[0], ("MLM, batch size 16", vec![0.0, 0.05]));
+    assert_eq!(lines[1], ("RTD, batch size 16", vec![0.0, 0.05]));
+    assert_eq!(chart.series[0].points[0], chart.series[1].points[0], "both lines start at the shared twin");
+    let said = curve.conclusions(&sw).join("\n");
+    assert!(said.contains("ELECTRA (MLM, 0.05 min) reaches") && said.contains("ELECTRA (RTD, 0.05 min) reaches"), "{said}");
+    let table = curve.compute_table(&sw).to_text();
+    assert_eq!(table.lines().count(), 1 + 3 + 1, "{table}");
 }
