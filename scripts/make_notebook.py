@@ -19,7 +19,8 @@ seed's exact recipe), `WOS_DIR`, `SAMPLE` (share of the data, 0.1 = the seed's s
 `BATCH_SIZE`, `EPOCHS`, `LEARNING_RATE`, `PRECISION` (auto|fp32|bf16), `PADDING`
 (dynamic|bucketed|max_len), `SWEEP_BATCH_SIZES` (default 8,16,32), `SWEEP_EPOCHS`, `SWEEP_FOLDS`
 (default 3; 1 keeps the seed's split), `SWEEP_SEEDS` (default 1), `PRETRAIN_MINUTES` (default 0,1:
-ELECTRA budgets per fold, 0 = random init), `PRETRAIN_STEPS`.
+ELECTRA budgets per fold, 0 = random init), `PRETRAIN_OBJECTIVE` (mlm|rtd, or mlm,rtd to compare
+them at equal minutes), `PRETRAIN_STEPS`.
 
 **Re-running.** To change a setting without restarting the kernel, edit its field in a cell, e.g.
 `settings.max_len = 128;` or `settings.sweep_batch_sizes = vec![16, 32];`, and run the cells from
@@ -130,9 +131,10 @@ on every fold of a stratified `SWEEP_FOLDS`-fold cross-validation (every abstrac
 once), each run starting from its pretrained weights, next to a TF-IDF + logistic-regression
 baseline on the same folds. Epochs and batch sizes are chosen on each fold's validation set.
 
-First the ELECTRAs: ELECTRA-small pre-trained with masked-word prediction for each
-`PRETRAIN_MINUTES` budget on each fold's training texts (0 minutes: the same seeded random
-initialisation, untrained). Weights are kept in `target/notebook-electra/` and reused while the
+First the ELECTRAs: ELECTRA-small pre-trained for each `PRETRAIN_MINUTES` budget on each fold's
+training texts, with each `PRETRAIN_OBJECTIVE`: masked-word prediction (MLM) or ELECTRA's own
+replaced-token detection (RTD: a small generator fills the masked words, the model learns to spot
+them). 0 minutes is the same seeded random initialisation, untrained. Weights are kept in `target/notebook-electra/` and reused while the
 data and settings are unchanged. Needs: section 2.
 """)
 code("""
@@ -169,8 +171,8 @@ md("""
 ## 7. Pre-training vs fine-tuning compute
 The seed argued by analogy that pre-training costs far more than fine-tuning. Here both are
 measured: fine-tuned test accuracy of the ELECTRAs of section 6 against their pre-training
-minutes (0 = random initialisation), with the same intervals as above, and the masked-LM loss of
-each fold's pre-training. Needs: section 6.
+minutes (0 = random initialisation), per objective, with the same intervals as above, and the
+masked-LM loss of each fold's pre-training (under RTD, its generator's). Needs: section 6.
 """)
 code("""curve.chart(&sw).show_and_save("out/pretraining_accuracy")?;""")
 code("""curve.loss_chart().show_and_save("out/pretraining_loss")?;""")
