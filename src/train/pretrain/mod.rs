@@ -393,8 +393,13 @@ impl PretrainResult {
     /// ```
     pub fn summary_line(&self) -> String {
         let rate = |x: f64| x / self.elapsed_s.max(1e-9);
-        let last =
-            self.history.records.last().map_or(String::new(), |r| format!(", MLM loss {:.3}, masked accuracy {:.3}", r.loss, r.accuracy));
+        let last = self.history.records.last().map_or(String::new(), |r| {
+            let detection = match (r.detection_loss, r.detection_accuracy) {
+                (Some(l), Some(a)) => format!(", detection loss {l:.3}, detection accuracy {a:.3}"),
+                _ => String::new(),
+            };
+            format!(", MLM loss {:.3}, masked accuracy {:.3}{detection}", r.loss, r.accuracy)
+        });
         format!(
             "pretrain: {} steps in {:.0} s ({:.2} steps/s, {:.0} tokens/s){last}, stop: {:?}",
             self.steps,
