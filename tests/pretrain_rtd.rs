@@ -133,7 +133,8 @@ fn the_output_loads_in_transformers_as_electra_for_pretraining_and_fine_tunes_he
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("electra");
     let corpus = Corpus::from_texts(&wos_lines(4), &tok, 32).unwrap();
-    let mut cfg = rtd_cfg();
+    // In bf16, as the notebook pre-trains on a CPU with AVX512-BF16.
+    let mut cfg = PretrainConfig { precision: encoder_bench::models::Precision::Bf16, ..rtd_cfg() };
     cfg.stop.max_steps = Some(3);
     let out = pretrain_to_dir(&tiny_config(), &tok, &corpus, &cfg, &dir, Device::Cpu, false).unwrap();
     assert_eq!(out.steps, 3);

@@ -18,7 +18,7 @@ use super::mlm::MlmHead;
 use crate::error::{Error, Result};
 use crate::tokenizer::TextTokenizer;
 use std::path::Path;
-use tch::nn::{self, Module};
+use tch::nn;
 use tch::{Device, Tensor};
 
 /// The var-store prefix of the generator's own variables.
@@ -96,7 +96,7 @@ impl ElectraRtd {
     pub fn discriminator_logits(&self, input_ids: &Tensor, attention_mask: &Tensor, train: bool) -> Tensor {
         let hidden = self.electra.forward(input_ids, attention_mask, None, train);
         let xs = self.config.hidden_act.apply(&super::precision::linear(&self.dense, &hidden));
-        self.dense_prediction.forward(&xs).squeeze_dim(-1)
+        super::precision::linear(&self.dense_prediction, &xs).squeeze_dim(-1)
     }
 
     /// Writes the discriminator as a model directory: `config.json`
