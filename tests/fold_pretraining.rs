@@ -6,7 +6,7 @@
 //! (width 32) on the WOS sample, so the file runs in seconds.
 use encoder_bench::data::{Dataset, Split, WosLevel};
 use encoder_bench::models::{ElectraConfig, ElectraForMaskedLM, ModelSource, read_weights};
-use encoder_bench::sweep::{DataSpec, FoldPretraining, PretrainingCurve, SplitSpec, SweepPlan, sweep};
+use encoder_bench::sweep::{DataSpec, FoldPretraining, PretrainingCurve, SplitSpec, SweepModel, SweepPlan, sweep};
 use encoder_bench::train::pretrain::Objective;
 use encoder_bench::train::{ProgressMode, StopConfig, TrainConfig};
 use std::collections::HashSet;
@@ -35,6 +35,25 @@ fn pretraining(minutes: f64, dir: &std::path::Path) -> FoldPretraining {
     p.pretrain.stop = StopConfig { max_steps: Some(3), ..Default::default() };
     p.pretrain.progress = ProgressMode::Quiet;
     p
+}
+
+/// Fine-tuning `models` for one epoch at batch 16 on every fold, no baseline.
+fn one_epoch_plan(data: DataSpec, split: SplitSpec, models: Vec<SweepModel>) -> SweepPlan {
+    SweepPlan {
+        data,
+        data_fingerprint: None,
+        split,
+        models,
+        batch_sizes: vec![16],
+        seeds: vec![0],
+        baseline: false,
+        train: TrainConfig {
+            max_len: 32,
+            progress: ProgressMode::Quiet,
+            stop: StopConfig { epochs: 1, ..Default::default() },
+            ..Default::default()
+        },
+    }
 }
 
 #[test]
@@ -104,21 +123,7 @@ fn a_sweep_fine_tunes_each_fold_from_its_own_weights() {
     let folds = p.run(&splits, Device::Cpu).unwrap();
     let model = p.sweep_model("ELECTRA (tiny)", &folds);
     assert_eq!(model.source_for(1).unwrap(), &ModelSource::Dir(folds[1].dir.clone()));
-    let mut plan = SweepPlan {
-        data,
-        data_fingerprint: None,
-        split,
-        models: vec![model],
-        batch_sizes: vec![16],
-        seeds: vec![0],
-        baseline: false,
-        train: TrainConfig {
-            max_len: 32,
-            progress: ProgressMode::Quiet,
-            stop: StopConfig { epochs: 1, ..Default::default() },
-            ..Default::default()
-        },
-    };
+    let mut plan = one_epoch_plan(data, split, vec![model]);
     let sw = sweep(&plan, Device::Cpu, |_| {}).unwrap();
     assert_eq!(sw.runs.len(), 2);
     assert_eq!(sw.runs.iter().map(|r| r.test_rows.len()).sum::<usize>(), 70);
@@ -152,21 +157,7 @@ fn a_curve_spends_each_budget_on_each_objective_from_one_twin() {
     assert!(rtd.folds.iter().all(|f| f.result.as_ref().unwrap().history.records.iter().all(|r| r.detection_loss.is_some())));
     assert!(mlm.folds.iter().all(|f| f.result.as_ref().unwrap().history.records.iter().all(|r| r.detection_loss.is_none())));
 
-    let plan = SweepPlan {
-        data,
-        data_fingerprint: None,
-        split,
-        models: curve.models(),
-        batch_sizes: vec![16],
-        seeds: vec![0],
-        baseline: false,
-        train: TrainConfig {
-            max_len: 32,
-            progress: ProgressMode::Quiet,
-            stop: StopConfig { epochs: 1, ..Default::default() },
-            ..Default::default()
-        },
-    };
+    let plan = one_epoch_plan(data, split, curve.models());
     let sw = sweep(&plan, Device::Cpu, |_| {}).unwrap();
     let chart = curve.chart(&sw);
     let lines: Vec<(&str, Vec<f64>)> = chart.series.iter().map(|s| (s.name.as_str(), s.points.iter().map(|p| p.0).collect())).collect();

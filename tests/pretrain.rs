@@ -2,6 +2,9 @@
 //! resume, parity with Python `transformers` in both directions, and loading
 //! the result for fine-tuning. Tiny models throughout (vocabulary of
 //! models/minilm, 2 layers of width 32) so the file runs in seconds.
+//! Replaced-token detection, ELECTRA's own objective, is in `pretrain/rtd.rs`.
+mod rtd;
+
 use encoder_bench::data::LabelMap;
 use encoder_bench::models::{ElectraConfig, ElectraForMaskedLM, ModelConfig, ModelSource, load_classifier, read_weights};
 use encoder_bench::tokenizer::TextTokenizer;

@@ -3,42 +3,13 @@
 //! tokens, a run resumes exactly, the output loads in Python `transformers`
 //! as `ElectraForPreTraining` (and its generator as `ElectraForMaskedLM`)
 //! with the same logits, and fine-tuning takes it. Tiny models throughout.
+use super::{python, run_python, serial, tiny_config, tokenizer, wos_lines};
 use encoder_bench::data::LabelMap;
-use encoder_bench::models::{ElectraConfig, ElectraForMaskedLM, ElectraRtd, ModelSource, load_classifier, read_weights};
-use encoder_bench::tokenizer::TextTokenizer;
+use encoder_bench::models::{ElectraForMaskedLM, ElectraRtd, ModelSource, load_classifier, read_weights};
 use encoder_bench::train::pretrain::{Corpus, Objective, PretrainConfig, pretrain, pretrain_to_dir, resume_pretraining};
 use encoder_bench::train::{OptimizerConfig, ProgressMode, StopConfig, StopReason};
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
-use std::process::Command;
 use tch::{Device, Kind, Tensor};
-
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn tokenizer() -> TextTokenizer {
-    TextTokenizer::from_dir(root().join("models/minilm")).expect("models/minilm is missing: run `make setup`")
-}
-
-fn wos_lines(n: usize) -> Vec<String> {
-    let text = std::fs::read_to_string(root().join("../shared/data/wos-sample/X.txt")).unwrap();
-    text.lines().filter(|l| !l.trim().is_empty()).take(n).map(str::to_string).collect()
-}
-
-fn tiny_config() -> ElectraConfig {
-    serde_json::from_str(
-        r#"{"vocab_size": 30522, "embedding_size": 16, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
-            "intermediate_size": 48, "max_position_embeddings": 64, "pad_token_id": 0}"#,
-    )
-    .unwrap()
-}
 
 fn rtd_cfg() -> PretrainConfig {
     PretrainConfig {
@@ -156,15 +127,9 @@ fn the_output_loads_in_transformers_as_electra_for_pretraining_and_fine_tunes_he
     let w = "electra.encoder.layer.1.intermediate.dense.weight";
     assert!(clf.var_store().variables()[w].equal(&saved[w]));
 
-    let py = root().join(".venv/bin/python");
-    if !py.exists() {
-        eprintln!("SKIPPED: {} is absent (run `make setup`); the Python parity check needs transformers", py.display());
-        return;
-    }
+    let Some(py) = python() else { return };
     let logits = tmp.path().join("logits.safetensors");
-    let run = Command::new(&py).arg(root().join("scripts/mlm_parity.py")).args(["rtd", dir.to_str().unwrap(), logits.to_str().unwrap()]).output().unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(run.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&run.stderr));
+    let stdout = run_python(&py, &["rtd", dir.to_str().unwrap(), logits.to_str().unwrap()]);
     assert!(stdout.contains("\"tied\": true") && stdout.contains("\"shared_embeddings\": true"), "{stdout}");
     let f: HashMap<String, Tensor> = Tensor::read_safetensors(&logits).unwrap().into_iter().collect();
     let mask = f["attention_mask"].to_kind(Kind::Float);
