@@ -17,8 +17,14 @@ use std::path::PathBuf;
 
 fn main() -> anyhow::Result<()> {
     let out = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "target/curve".into()));
-    let wos = std::env::var("WOS_DIR").unwrap_or_else(|_| "../shared/data/wos-sample".into());
-    let settings = NotebookSettings::from_vars(|k| if k == "WOS_DIR" { Some(wos.clone()) } else { std::env::var(k).ok() })?;
+    // The notebook's defaults are relative to notebooks/; these to the repository root.
+    let settings = NotebookSettings::from_vars(|k| {
+        std::env::var(k).ok().or_else(|| match k {
+            "WOS_DIR" => Some("../shared/data/wos-sample".into()),
+            "BERT_MODEL" => Some("models/minilm".into()),
+            _ => None,
+        })
+    })?;
     let device = encoder_bench::device::select_device(None)?;
     for d in settings.deviations() {
         println!("- {d}");
