@@ -148,7 +148,8 @@ fn a_curve_spends_each_budget_on_each_objective_from_one_twin() {
     assert_eq!(names, ["ELECTRA (random init)", "ELECTRA (MLM, 0.05 min)", "ELECTRA (RTD, 0.05 min)"]);
     assert_eq!(curve.objectives(), [Objective::Mlm, Objective::Rtd]);
     let arch = |dir: &std::path::Path| -> serde_json::Value {
-        serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap()["architectures"].clone()
+        serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap()["architectures"]
+            .clone()
     };
     let [twin, mlm, rtd] = &curve.points[..] else { panic!("{:?}", curve.points) };
     assert_eq!(twin.folds[0].dir, tmp.path().join("0min/fold-1"));

@@ -76,7 +76,8 @@ impl ElectraRtd {
         let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
         vars.sort_by_key(|(k, _)| (!k.starts_with("electra."), k.starts_with(GENERATOR_PREFIX), k.clone()));
         init_vars_like_transformers(vars, config.pad_token_id);
-        let mut model = ElectraRtd { vs, electra, dense, dense_prediction, generator, generator_head, config: config.clone(), generator_config };
+        let mut model =
+            ElectraRtd { vs, electra, dense, dense_prediction, generator, generator_head, config: config.clone(), generator_config };
         // `set_device` moves each variable in place, so the generator's
         // handles on the shared embeddings follow.
         crate::device::move_var_store(&mut model.vs, device).expect("a new model's fp32 variables pass every device rule");

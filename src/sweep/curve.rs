@@ -8,7 +8,6 @@
 //! detection, both starting from the same random-init twin, so the two are
 //! compared at equal wall time on the same folds.
 use super::pretrained::{FoldPretrained, FoldPretraining};
-use crate::train::pretrain::Objective;
 use super::summary::{self, Setting, interval_text, level_line};
 use super::{Sweep, SweepModel};
 use crate::data::Split;
@@ -17,6 +16,7 @@ use crate::report::HtmlTable;
 use crate::report::html::html_table;
 use crate::report::plot::{LineChart, Series};
 use crate::report::stats::Summary;
+use crate::train::pretrain::Objective;
 
 /// One budget: its sweep model name and the per-fold weights.
 #[derive(Debug, Clone, PartialEq)]

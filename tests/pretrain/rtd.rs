@@ -112,7 +112,9 @@ fn the_output_loads_in_transformers_as_electra_for_pretraining_and_fine_tunes_he
     let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["architectures"], serde_json::json!(["ElectraForPreTraining"]));
     let keys: HashSet<String> = read_weights(dir.join("model.safetensors")).unwrap().into_iter().map(|(k, _)| k).collect();
-    for k in ["discriminator_predictions.dense.weight", "discriminator_predictions.dense_prediction.bias", "electra.embeddings_project.weight"] {
+    for k in
+        ["discriminator_predictions.dense.weight", "discriminator_predictions.dense_prediction.bias", "electra.embeddings_project.weight"]
+    {
         assert!(keys.contains(k), "{k} not saved");
     }
     assert!(keys.iter().all(|k| !k.starts_with("generator")), "the generator is written apart: {keys:?}");

@@ -193,7 +193,10 @@ impl PretrainConfig {
             return bad("epochs", format!("{} is more than {MAX_EPOCHS}: expected 1..={MAX_EPOCHS}", self.stop.epochs));
         }
         if !(self.generator_size > 0.0 && self.generator_size <= 1.0) {
-            return bad("generator_size", format!("{} is outside (0, 1]: the generator's width as a fraction of the discriminator's", self.generator_size));
+            return bad(
+                "generator_size",
+                format!("{} is outside (0, 1]: the generator's width as a fraction of the discriminator's", self.generator_size),
+            );
         }
         if !(self.discriminator_weight.is_finite() && self.discriminator_weight > 0.0) {
             return bad("discriminator_weight", format!("{}: expected a positive number (the paper's is 50)", self.discriminator_weight));

@@ -31,8 +31,8 @@ mod masking;
 mod objective;
 
 pub use config::{Objective, PretrainConfig};
-pub use objective::{Detection, PretrainingModel, StepOutput};
 pub use masking::{Corpus, IGNORE_INDEX, MlmBatch, MlmBatches, epoch_batches};
+pub use objective::{Detection, PretrainingModel, StepOutput};
 
 use super::checkpoint::{
     PRETRAINING_SALT, RunLock, StopReason, StopWatch, check_finite_weights, read_state, restore_weights, save_checkpoint, saved_dir,

@@ -126,11 +126,13 @@ impl PretrainingModel for ElectraRtd {
             let replaced = corrupted.ne_tensor(&original).to_kind(Kind::Float);
             (corrupted, replaced)
         });
-        let d_logits = with_precision(cfg.precision, || self.discriminator_logits(&corrupted, &b.attention_mask, true)).to_kind(Kind::Float);
+        let d_logits =
+            with_precision(cfg.precision, || self.discriminator_logits(&corrupted, &b.attention_mask, true)).to_kind(Kind::Float);
         let real = b.attention_mask.eq(1);
         let (d_real, labels) = (d_logits.masked_select(&real), replaced.masked_select(&real));
         let d_loss = d_real.binary_cross_entropy_with_logits::<Tensor>(&labels, None, None, tch::Reduction::Mean);
-        let (correct, tokens) = tch::no_grad(|| (d_real.gt(0.0).to_kind(Kind::Float).eq_tensor(&labels).sum(Kind::Int64), real.sum(Kind::Int64)));
+        let (correct, tokens) =
+            tch::no_grad(|| (d_real.gt(0.0).to_kind(Kind::Float).eq_tensor(&labels).sum(Kind::Int64), real.sum(Kind::Int64)));
         let loss = &mlm_loss + &d_loss * cfg.discriminator_weight;
         StepOutput { loss, mlm_loss: mlm_loss.detach(), mlm_correct, detection: Some(Detection { loss: d_loss.detach(), correct, tokens }) }
     }
