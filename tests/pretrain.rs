@@ -3,6 +3,7 @@
 //! the result for fine-tuning. Tiny models throughout (vocabulary of
 //! models/minilm, 2 layers of width 32) so the file runs in seconds.
 //! Replaced-token detection, ELECTRA's own objective, is in `pretrain/rtd.rs`.
+#[path = "pretrain/rtd.rs"]
 mod rtd;
 
 use encoder_bench::data::LabelMap;
@@ -88,6 +89,9 @@ fn masked_diff(a: &Tensor, b: &Tensor, mask: &Tensor) -> f64 {
 
 #[test]
 fn masking_follows_the_bert_recipe_and_is_dynamic_and_seeded() {
+    // Every test of this binary takes the lock: the time-budget test counts
+    // steps per second and must have the CPU to itself.
+    let _guard = serial();
     let tok = tokenizer();
     let cfg = PretrainConfig { max_len: 64, ..Default::default() };
     let corpus = Corpus::from_texts(&wos_lines(210), &tok, 64).unwrap();
