@@ -2,8 +2,9 @@
 //! only: with k-fold cross-validation every text is a test text once, so a
 //! single pre-training on the data would have read each fold's test texts.
 //! A budget of 0 minutes is the randomly initialised twin (the same seeded
-//! initialisation the pre-training starts from), so "pre-trained vs not" is
-//! one axis, pre-training minutes.
+//! initialisation the pre-training starts from, under either objective: the
+//! replaced-token detector's encoder is drawn as the masked LM's is), so
+//! "pre-trained vs not" is one axis, pre-training minutes.
 //!
 //! The weights are kept under `root/fold-K/` with a `corpus.json` naming the
 //! texts they were pre-trained on (fingerprint and count); a later call with
@@ -35,7 +36,8 @@ use std::path::{Path, PathBuf};
 pub struct FoldPretraining {
     /// The encoder's shape.
     pub model: ElectraConfig,
-    /// Masked-LM settings; its time budget is set from `minutes`.
+    /// Pre-training settings, the objective included; its time budget is
+    /// set from `minutes`.
     pub pretrain: PretrainConfig,
     /// Pre-training wall minutes per fold; 0: random initialisation only.
     pub minutes: f64,

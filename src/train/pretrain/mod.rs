@@ -125,7 +125,8 @@ pub struct PretrainResult {
     pub flops: f64,
     /// Seconds of training in all (resumed runs included).
     pub elapsed_s: f64,
-    /// Trainable parameters of the model (tied decoder counted once).
+    /// Trainable parameters of the model (tied decoder counted once; under
+    /// replaced-token detection, generator and discriminator, shared tables once).
     pub parameters: i64,
     /// Sequences in the corpus.
     pub sequences: usize,
