@@ -65,11 +65,11 @@ pub struct PretrainRecord {
     pub accuracy: f64,
     /// Replaced-token detection: the discriminator's mean loss (binary
     /// cross-entropy over real tokens) of the window's steps.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detection_loss: Option<f64>,
     /// Replaced-token detection: the fraction of the window's real tokens
     /// the discriminator classified right.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detection_accuracy: Option<f64>,
     /// Chosen positions in the window.
     pub masked_tokens: u64,
