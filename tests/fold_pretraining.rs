@@ -62,7 +62,9 @@ fn no_test_text_reaches_a_folds_pretraining() {
     let plan_split = SplitSpec { validation: Some(Default::default()), ..SplitSpec::kfold(3, 0) };
     let splits = plan_split.splits(&ds).unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let p = pretraining(0.05, tmp.path());
+    // A budget the step cap always ends first, even on a loaded machine: the
+    // step counts below are exact.
+    let p = pretraining(0.5, tmp.path());
     let folds = p.run(&splits, Device::Cpu).unwrap();
     assert_eq!(folds.len(), 3);
     let mut tested = HashSet::new();
@@ -86,6 +88,12 @@ fn no_test_text_reaches_a_folds_pretraining() {
     // The same call again reuses every fold; other settings pre-train again.
     let again = p.run(&splits, Device::Cpu).unwrap();
     assert!(again.iter().all(|f| f.reused) && again[0].result == folds[0].result);
+    // Weights drawn by an older initialisation (no `init` in the record) are drawn again.
+    let record = folds[0].dir.join("corpus.json");
+    let mut rec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
+    assert!(rec.as_object_mut().unwrap().remove("init").is_some());
+    std::fs::write(&record, rec.to_string()).unwrap();
+    assert!(!p.run(&splits[..1], Device::Cpu).unwrap()[0].reused);
     let mut longer = p.clone();
     longer.pretrain.stop.max_steps = Some(4);
     let redone = longer.run(&splits[..1], Device::Cpu).unwrap();

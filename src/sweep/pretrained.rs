@@ -62,9 +62,18 @@ pub struct FoldPretrained {
     pub reused: bool,
 }
 
+/// The way a seed becomes starting weights: 2 since a seeded ELECTRA is
+/// seeded after it is built (so both objectives start from one encoder);
+/// records without it (0) were drawn before and are pre-trained again.
+const INIT_VERSION: u32 = 2;
+
 /// What `corpus.json` records beside each fold's weights.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct CorpusRecord {
+    /// How the starting weights are drawn ([`INIT_VERSION`]); weights drawn
+    /// another way are not reused.
+    #[serde(default)]
+    init: u32,
     fingerprint: String,
     texts: usize,
     minutes: f64,
@@ -104,6 +113,7 @@ impl FoldPretraining {
         let dir = self.root.join(format!("fold-{}", fold + 1));
         let texts = Self::corpus_texts(split);
         let record = CorpusRecord {
+            init: INIT_VERSION,
             fingerprint: texts.fingerprint(),
             texts: texts.len(),
             minutes: self.minutes,
