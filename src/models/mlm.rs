@@ -44,6 +44,22 @@ pub struct ElectraForMaskedLM {
     config: ElectraConfig,
 }
 
+/// The `config.json` of an ELECTRA model class: `config` with
+/// `architectures: [architecture]` and HF's initializer range.
+pub(crate) fn electra_config_json(config: &ElectraConfig, architecture: &str) -> Result<serde_json::Value> {
+    let mut cfg = serde_json::to_value(config).map_err(|e| Error::invalid("config", e.to_string()))?;
+    cfg["architectures"] = serde_json::json!([architecture]);
+    cfg["initializer_range"] = serde_json::json!(0.02);
+    Ok(cfg)
+}
+
+/// The `config.json` of an `ElectraForMaskedLM` (decoder tied to the word embeddings).
+pub(crate) fn generator_config_json(config: &ElectraConfig) -> Result<serde_json::Value> {
+    let mut cfg = electra_config_json(config, "ElectraForMaskedLM")?;
+    cfg["tie_word_embeddings"] = serde_json::json!(true);
+    Ok(cfg)
+}
+
 /// ELECTRA's masked-LM head under HF's names, `generator_predictions`
 /// (dense hidden→embedding, GELU, LayerNorm) and `generator_lm_head.bias`;
 /// its decoder is the word-embedding table it is handed, not a variable of
@@ -175,11 +191,7 @@ impl ElectraForMaskedLM {
 
     /// The `config.json` that [`save`](Self::save) writes.
     pub fn config_json(&self) -> Result<serde_json::Value> {
-        let mut cfg = serde_json::to_value(&self.config).map_err(|e| Error::invalid("config", e.to_string()))?;
-        cfg["architectures"] = serde_json::json!(["ElectraForMaskedLM"]);
-        cfg["tie_word_embeddings"] = serde_json::json!(true);
-        cfg["initializer_range"] = serde_json::json!(0.02);
-        Ok(cfg)
+        generator_config_json(&self.config)
     }
 
     /// Last hidden states of the encoder `[batch, seq, hidden]`.

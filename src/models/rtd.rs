@@ -14,8 +14,8 @@ use super::bert::Embeddings;
 use super::classifier::init_vars_like_transformers;
 use super::config::ElectraConfig;
 use super::electra::ElectraModel;
-use super::mlm::MlmHead;
-use crate::error::{Error, Result};
+use super::mlm::{MlmHead, electra_config_json, generator_config_json};
+use crate::error::Result;
 use crate::tokenizer::TextTokenizer;
 use std::path::Path;
 use tch::nn;
@@ -107,7 +107,7 @@ impl ElectraRtd {
     /// keys, and [`load_classifier`](super::load_classifier) fine-tunes it.
     pub fn save(&self, dir: impl AsRef<Path>, tokenizer: Option<&TextTokenizer>) -> Result<()> {
         let vars = self.vs.variables().into_iter().filter(|(k, _)| !k.starts_with(GENERATOR_PREFIX)).collect();
-        crate::weights::save_pretrained_vars(vars, &self.config_json("ElectraForPreTraining", &self.config)?, tokenizer, dir.as_ref())
+        crate::weights::save_pretrained_vars(vars, &electra_config_json(&self.config, "ElectraForPreTraining")?, tokenizer, dir.as_ref())
     }
 
     /// Writes the generator as an `ElectraForMaskedLM` directory (its
@@ -122,16 +122,7 @@ impl ElectraRtd {
                 None => k.starts_with("electra.embeddings.").then_some((k, v)),
             })
             .collect();
-        let mut cfg = self.config_json("ElectraForMaskedLM", &self.generator_config)?;
-        cfg["tie_word_embeddings"] = serde_json::json!(true);
-        crate::weights::save_pretrained_vars(vars, &cfg, tokenizer, dir.as_ref())
-    }
-
-    fn config_json(&self, architecture: &str, config: &ElectraConfig) -> Result<serde_json::Value> {
-        let mut cfg = serde_json::to_value(config).map_err(|e| Error::invalid("config", e.to_string()))?;
-        cfg["architectures"] = serde_json::json!([architecture]);
-        cfg["initializer_range"] = serde_json::json!(0.02);
-        Ok(cfg)
+        crate::weights::save_pretrained_vars(vars, &generator_config_json(&self.generator_config)?, tokenizer, dir.as_ref())
     }
 
     /// Every variable, generator included (what a checkpoint holds).

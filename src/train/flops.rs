@@ -36,15 +36,21 @@ pub const TRAIN_FACTOR: f64 = 3.0;
 /// assert_eq!(encoder_forward_flops(&ModelConfig::Bert(cfg), 1, 2), 2.0 * 288.0);
 /// ```
 pub fn encoder_forward_flops(cfg: &ModelConfig, batch: usize, seq_len: usize) -> f64 {
-    let (h, i, layers, project) = match cfg {
-        ModelConfig::Bert(c) => (c.hidden_size, c.intermediate_size, c.num_hidden_layers, 0.0),
-        ModelConfig::Electra(c) => (
-            c.hidden_size,
-            c.intermediate_size,
-            c.num_hidden_layers,
-            if c.embedding_size != c.hidden_size { 2.0 * (c.embedding_size * c.hidden_size) as f64 } else { 0.0 },
-        ),
-    };
+    match cfg {
+        ModelConfig::Bert(c) => transformer_flops((c.hidden_size, c.intermediate_size, c.num_hidden_layers, 0.0), batch, seq_len),
+        ModelConfig::Electra(c) => electra_forward_flops(c, batch, seq_len),
+    }
+}
+
+/// [`encoder_forward_flops`] of an ELECTRA, from its config alone (no
+/// [`ModelConfig`] to build in a pre-training step).
+pub fn electra_forward_flops(c: &ElectraConfig, batch: usize, seq_len: usize) -> f64 {
+    let project = if c.embedding_size != c.hidden_size { 2.0 * (c.embedding_size * c.hidden_size) as f64 } else { 0.0 };
+    transformer_flops((c.hidden_size, c.intermediate_size, c.num_hidden_layers, project), batch, seq_len)
+}
+
+/// Hidden width, feed-forward width, layers and the embedding projection's FLOPs per token.
+fn transformer_flops((h, i, layers, project): (i64, i64, i64, f64), batch: usize, seq_len: usize) -> f64 {
     let (h, i, l) = (h as f64, i as f64, seq_len as f64);
     let per_layer = 8.0 * h * h + 4.0 * h * i + 4.0 * l * h;
     (batch * seq_len) as f64 * (project + layers as f64 * per_layer)

@@ -15,9 +15,9 @@
 use super::config::{Objective, PretrainConfig};
 use super::masking::{IGNORE_INDEX, MlmBatch};
 use crate::error::Result;
-use crate::models::{ElectraConfig, ElectraForMaskedLM, ElectraRtd, ModelConfig, with_precision};
+use crate::models::{ElectraConfig, ElectraForMaskedLM, ElectraRtd, with_precision};
 use crate::tokenizer::TextTokenizer;
-use crate::train::flops::{encoder_forward_flops, mlm_head_forward_flops};
+use crate::train::flops::{electra_forward_flops, mlm_head_forward_flops};
 use std::path::Path;
 use tch::{Kind, Tensor, nn};
 
@@ -93,7 +93,7 @@ impl PretrainingModel for ElectraForMaskedLM {
     }
     fn forward_flops(&self, b: &MlmBatch) -> f64 {
         let cfg = ElectraForMaskedLM::config(self);
-        encoder_forward_flops(&ModelConfig::Electra(cfg.clone()), b.rows, b.width) + mlm_head_forward_flops(cfg, b.masked)
+        electra_forward_flops(cfg, b.rows, b.width) + mlm_head_forward_flops(cfg, b.masked)
     }
     fn save(&self, dir: &Path, tokenizer: Option<&TextTokenizer>) -> Result<()> {
         ElectraForMaskedLM::save(self, dir, tokenizer)
@@ -140,9 +140,9 @@ impl PretrainingModel for ElectraRtd {
         let (d, g) = (ElectraRtd::config(self), self.generator_config());
         let h = d.hidden_size as f64;
         let detection_head = (b.rows * b.width) as f64 * 2.0 * (h * h + h);
-        encoder_forward_flops(&ModelConfig::Electra(g.clone()), b.rows, b.width)
+        electra_forward_flops(g, b.rows, b.width)
             + mlm_head_forward_flops(g, b.masked)
-            + encoder_forward_flops(&ModelConfig::Electra(d.clone()), b.rows, b.width)
+            + electra_forward_flops(d, b.rows, b.width)
             + detection_head
     }
     fn save(&self, dir: &Path, tokenizer: Option<&TextTokenizer>) -> Result<()> {
