@@ -397,9 +397,46 @@ pub fn select_device(request: Option<&str>) -> Result<tch::Device> {
     Ok(choice.device)
 }
 
+/// Runs `f` right after `tch::manual_seed(seed)`, with no other thread's
+/// seeded section between the seed and `f`'s draws.
+///
+/// libtorch's CPU generator is one per process, so two threads that seed and
+/// draw at once (two models initialised or trained side by side, or tests run
+/// in parallel) would interleave their draws, and a seeded initialisation or
+/// dropout mask would depend on timing. Every seeded draw in this crate goes
+/// through here: seeded results are the same whatever else runs in the
+/// process. Sections on one thread nest (the inner one re-seeds).
+///
+/// ```
+/// let a = encoder_bench::device::seeded(7, || tch::Tensor::randn([3], tch::kind::FLOAT_CPU));
+/// let b = encoder_bench::device::seeded(7, || tch::Tensor::randn([3], tch::kind::FLOAT_CPU));
+/// assert!(a.equal(&b));
+/// ```
+pub fn seeded<T>(seed: i64, f: impl FnOnce() -> T) -> T {
+    static GENERATOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    thread_local!(static HELD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+    if HELD.get() {
+        tch::manual_seed(seed);
+        return f();
+    }
+    // A panic inside another section leaves nothing half-done to protect.
+    let _guard = GENERATOR.lock().unwrap_or_else(|e| e.into_inner());
+    HELD.set(true);
+    struct Release;
+    impl Drop for Release {
+        fn drop(&mut self) {
+            HELD.set(false);
+        }
+    }
+    let _release = Release;
+    tch::manual_seed(seed);
+    f()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tch::Tensor;
 
     #[test]
     fn bf16_flags_are_read_from_the_flags_line_only() {
@@ -500,5 +537,30 @@ mod tests {
         let c = resolve_device(Some("cpu")).unwrap();
         assert_eq!(c.reason, ChoiceReason::Argument);
         assert_eq!(c.device, tch::Device::Cpu);
+    }
+
+    #[test]
+    fn seeded_sections_on_parallel_threads_draw_their_own_values() {
+        let draw = |seed: i64| Vec::<f32>::try_from(seeded(seed, || Tensor::randn([64], tch::kind::FLOAT_CPU))).unwrap();
+        let expected: Vec<Vec<f32>> = (0..4).map(draw).collect();
+        // Without the lock a thread's seed is often overwritten between its
+        // `manual_seed` and its draw; 2 x 300 sections make a miss near certain.
+        std::thread::scope(|s| {
+            let workers: Vec<_> = (0..2i64)
+                .map(|t| {
+                    let expected = &expected;
+                    s.spawn(move || (0..300i64).all(|i| draw((i + t) % 4) == expected[((i + t) % 4) as usize]))
+                })
+                .collect();
+            assert!(workers.into_iter().all(|w| w.join().unwrap()));
+        });
+    }
+
+    #[test]
+    fn a_nested_section_reseeds_instead_of_waiting_for_itself() {
+        let (outer, inner) =
+            seeded(1, || (Tensor::randn([4], tch::kind::FLOAT_CPU), seeded(2, || Tensor::randn([4], tch::kind::FLOAT_CPU))));
+        assert!(outer.equal(&seeded(1, || Tensor::randn([4], tch::kind::FLOAT_CPU))));
+        assert!(inner.equal(&seeded(2, || Tensor::randn([4], tch::kind::FLOAT_CPU))));
     }
 }

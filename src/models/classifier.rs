@@ -233,7 +233,7 @@ pub fn init_vars_like_transformers(vars: Vec<(String, Tensor)>, pad_token_id: Op
 }
 
 /// A classifier with random weights initialised as `transformers` does, for
-/// "no pre-training" baselines. Seeded through `tch::manual_seed`.
+/// "no pre-training" baselines. Seeded through [`crate::device::seeded`].
 pub fn random_classifier(config: &ModelConfig, labels: LabelMap, device: Device, seed: i64) -> Box<dyn TextClassifier> {
     random_classifier_with_head(config, labels, Head::Cls, device, seed)
 }
@@ -255,9 +255,11 @@ pub fn random_classifier_with_head(
     device: Device,
     seed: i64,
 ) -> Box<dyn TextClassifier> {
-    tch::manual_seed(seed);
-    let mut model = build(config, labels, head);
-    init_like_transformers(model.var_store(), config.pad_token_id());
+    let mut model = crate::device::seeded(seed, || {
+        let model = build(config, labels, head);
+        init_like_transformers(model.var_store(), config.pad_token_id());
+        model
+    });
     crate::device::move_var_store(model.var_store_mut(), device).expect("a new model's fp32 variables pass every device rule");
     model
 }

@@ -105,14 +105,13 @@ impl ElectraForMaskedLM {
 
     /// A model initialised as `transformers` initialises a new one (N(0, 0.02)
     /// weights, zero biases, unit LayerNorm scales, zero padding row), seeded
-    /// through `tch::manual_seed`, then moved to `device`.
+    /// through [`crate::device::seeded`], then moved to `device`.
     pub fn random(cfg: &ElectraConfig, device: Device, seed: i64) -> Self {
         let mut model = Self::new(cfg);
         // Seeded after building, so that what the construction drew does not
         // matter: a model with more variables that draws this encoder first
         // gets the same one ([`ElectraRtd::random`](super::ElectraRtd::random)).
-        tch::manual_seed(seed);
-        super::classifier::init_like_transformers(&model.vs, cfg.pad_token_id);
+        crate::device::seeded(seed, || super::classifier::init_like_transformers(&model.vs, cfg.pad_token_id));
         crate::device::move_var_store(&mut model.vs, device).expect("a new model's fp32 variables pass every device rule");
         model
     }

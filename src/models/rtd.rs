@@ -55,7 +55,7 @@ pub struct ElectraRtd {
 
 impl ElectraRtd {
     /// A pair initialised as `transformers` initialises new models, seeded
-    /// through `tch::manual_seed`, then moved to `device`. The
+    /// through [`crate::device::seeded`], then moved to `device`. The
     /// discriminator's encoder is drawn first, so it equals the encoder of
     /// [`ElectraForMaskedLM::random`](super::ElectraForMaskedLM::random) with
     /// the same config and seed: the randomly initialised twin of a run is
@@ -72,10 +72,9 @@ impl ElectraRtd {
         let g = &root / "generator";
         let generator = ElectraModel::with_embeddings(&(&g / "electra"), &generator_config, electra.embeddings.share());
         let generator_head = MlmHead::new(&g, &generator_config);
-        tch::manual_seed(seed);
         let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
         vars.sort_by_key(|(k, _)| (!k.starts_with("electra."), k.starts_with(GENERATOR_PREFIX), k.clone()));
-        init_vars_like_transformers(vars, config.pad_token_id);
+        crate::device::seeded(seed, || init_vars_like_transformers(vars, config.pad_token_id));
         let mut model =
             ElectraRtd { vs, electra, dense, dense_prediction, generator, generator_head, config: config.clone(), generator_config };
         // `set_device` moves each variable in place, so the generator's

@@ -305,9 +305,9 @@ fn train_epoch(
     let (mut lr, mut stop) = (cfg.optimizer.lr_at(state.global_step, total_steps), None);
     let mut steps = state.epoch_steps;
     for b in batches {
-        tch::manual_seed(torch_seed(step_seed(FINE_TUNING_SALT, cfg.seed, epoch, steps)));
         lr = cfg.optimizer.lr_at(state.global_step, total_steps);
-        loss_sum += train_step(model, opt, &b, cfg, lr);
+        let seed = torch_seed(step_seed(FINE_TUNING_SALT, cfg.seed, epoch, steps));
+        loss_sum += crate::device::seeded(seed, || train_step(model, opt, &b, cfg, lr));
         steps += 1;
         state.global_step += 1;
         bar.inc(1);

@@ -299,8 +299,8 @@ fn run<M: PretrainingModel>(model: &mut M, corpus: &Corpus, cfg: &PretrainConfig
         let mut batches = epoch_batches(corpus, cfg, st.epoch, device)?;
         batches.advance(st.epoch_step);
         for b in batches {
-            tch::manual_seed(torch_seed(step_seed(PRETRAINING_SALT, cfg.seed, st.epoch, st.epoch_step)));
-            let out = model.step(&b, cfg);
+            let seed = torch_seed(step_seed(PRETRAINING_SALT, cfg.seed, st.epoch, st.epoch_step));
+            let out = crate::device::seeded(seed, || model.step(&b, cfg));
             opt.zero_grad();
             out.loss.backward();
             if let Some(max) = ocfg.max_grad_norm {
