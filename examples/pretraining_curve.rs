@@ -11,6 +11,12 @@
 //!
 //! The argument is where the weights (reused when nothing changed) and the
 //! sweep's tables go (default `target/curve`).
+//!
+//! `cargo run` builds this crate itself unoptimised (its dependencies are
+//! optimised), and pre-training runs at half the kernel's speed: 1,290 against
+//! 2,790 tokens/s in bf16 on the 2-core CPU of 2026-12-02. For numbers the
+//! notebook would give, build the crate as the kernel does (about a minute):
+//! `CARGO_PROFILE_DEV_OPT_LEVEL=2 cargo run --example pretraining_curve`.
 use encoder_bench::notebook::NotebookSettings;
 use encoder_bench::sweep::{describe, sweep};
 use std::path::PathBuf;
