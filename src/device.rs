@@ -413,22 +413,10 @@ pub fn select_device(request: Option<&str>) -> Result<tch::Device> {
 /// assert!(a.equal(&b));
 /// ```
 pub fn seeded<T>(seed: i64, f: impl FnOnce() -> T) -> T {
-    static GENERATOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    thread_local!(static HELD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
-    if HELD.get() {
-        tch::manual_seed(seed);
-        return f();
-    }
-    // A panic inside another section leaves nothing half-done to protect.
-    let _guard = GENERATOR.lock().unwrap_or_else(|e| e.into_inner());
-    HELD.set(true);
-    struct Release;
-    impl Drop for Release {
-        fn drop(&mut self) {
-            HELD.set(false);
-        }
-    }
-    let _release = Release;
+    // Reentrant, so a section inside a section on the same thread nests; no
+    // poisoning, since a panic inside a section leaves nothing half-done.
+    static GENERATOR: parking_lot::ReentrantMutex<()> = parking_lot::const_reentrant_mutex(());
+    let _guard = GENERATOR.lock();
     tch::manual_seed(seed);
     f()
 }
